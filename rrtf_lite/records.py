@@ -16,7 +16,7 @@ import sys
 import tempfile
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -302,6 +302,15 @@ def _parse_line(raw: bytes, path: str, lineno: int, kind: str | None) -> dict | 
     return validate(record, kind, where)
 
 
+def iter_jsonl(path: str | os.PathLike, kind: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, validated record) pairs; raises the first RecordError. Blank lines are skipped."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            record = _parse_line(raw, str(path), lineno, kind)
+            if record is not None:
+                yield lineno, record
+
+
 def read_jsonl(
     path: str | os.PathLike,
     kind: str | None = None,
@@ -374,7 +383,7 @@ class ResumableWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._truncate_partial_line()
         if self.path.exists():
-            for lineno, record in self._read_numbered():
+            for lineno, record in iter_jsonl(self.path, self.kind):
                 key = self._key(record, f"{self.path}:{lineno}")
                 if key in self.keys:
                     raise RecordError(f"{self.path}:{lineno}: duplicate key {key}", str(self.path), lineno)
@@ -395,13 +404,6 @@ class ResumableWriter:
             with open(self.path, "r+b") as fh:
                 fh.truncate(keep)
                 os.fsync(fh.fileno())
-
-    def _read_numbered(self):
-        with open(self.path, "rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                record = _parse_line(raw, str(self.path), lineno, self.kind)
-                if record is not None:
-                    yield lineno, record
 
     def _key(self, record: dict, where: str) -> tuple:
         missing = [f for f in self.key_fields if f not in record]
