@@ -1,0 +1,97 @@
+"""The whole RRTF pipeline: the five stages in order, one run directory.
+
+Each stage is one function ``stage(config, run_dir, force=False) -> dict`` in its own module; the CLI,
+``run()`` below and the notebooks all call those same functions. A stage whose output is complete skips its
+work, a partial one resumes, and ``force`` redoes it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rrtf_lite.config import RunConfig, load_config, save_config
+from rrtf_lite.errors import UserError
+
+STAGES: dict[str, tuple[str, str]] = {
+    "evolve": ("rrtf_lite.evol", "evolve"),
+    "sample": ("rrtf_lite.sampling", "sample"),
+    "rank": ("rrtf_lite.ranking", "rank"),
+    "train": ("rrtf_lite.train", "train"),
+    "evaluate": ("rrtf_lite.evaluate", "evaluate"),
+}
+
+
+def stage_function(name: str) -> Callable[..., dict]:
+    """The function behind a stage name (imported lazily: heavy libraries load only when used)."""
+    if name not in STAGES:
+        raise UserError(f"Unknown stage {name!r}: choose one of {', '.join(STAGES)}.")
+    module, attribute = STAGES[name]
+    return getattr(importlib.import_module(module), attribute)
+
+
+def prepare_run_dir(config: RunConfig, force: bool = False) -> Path:
+    """Create the run directory and record the resolved config; refuse to mix two configs in one run."""
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "config.yaml"
+    if saved.exists() and not force:
+        previous = load_config(path=saved)
+        changed = _changed_keys(previous.to_dict(), config.to_dict())
+        if changed:
+            raise UserError(
+                f"{run_dir} holds a run made with a different config ({', '.join(changed[:4])} changed): "
+                "use another --run-dir, or --force to redo the stage with the new config."
+            )
+    save_config(config, saved)
+    return run_dir
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(prefix + key)
+    return changed
+
+
+def run_stage(name: str, config: RunConfig, force: bool = False) -> dict:
+    """Run one stage in the config's run directory and record its summary in ``summary.json``."""
+    function = stage_function(name)
+    run_dir = prepare_run_dir(config, force=force)
+    print(f"[rrtf-lite] stage {name} -> {run_dir}", flush=True)
+    start = time.perf_counter()
+    summary = function(config, run_dir, force=force)
+    summary = {**(summary or {}), "seconds": round(time.perf_counter() - start, 1)}
+    _record_summary(run_dir, name, summary)
+    return summary
+
+
+def _record_summary(run_dir: Path, name: str, summary: dict) -> None:
+    path = run_dir / "summary.json"
+    summaries = json.loads(path.read_text()) if path.exists() else {}
+    summaries[name] = summary
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summaries, indent=2, default=str))
+    tmp.replace(path)
+
+
+def run(config: RunConfig | None = None, force: bool = False, stages: list[str] | None = None) -> dict:
+    """All stages in order (or the given subset); prints the before/after table at the end."""
+    config = config or load_config("cpu")
+    start = time.perf_counter()
+    summaries = {}
+    for name in stages or list(STAGES):
+        summaries[name] = run_stage(name, config, force=force)
+    summaries["total_seconds"] = round(time.perf_counter() - start, 1)
+    report = Path(config.run_dir) / "report.md"
+    if report.exists():
+        print("\n" + report.read_text())
+    print(f"[rrtf-lite] pipeline finished in {summaries['total_seconds']:.0f} s; artifacts in {config.run_dir}")
+    return summaries
