@@ -1,0 +1,449 @@
+"""The ``train`` stage: RRTF (pair) or RRHF (listwise) training with QLoRA, LoRA or full fine-tuning.
+
+The training loop is Hugging Face's ``Trainer``; ``RRTFTrainer`` only replaces ``compute_loss`` (the losses
+live in ``loss.py``) and adds the rank metrics to the logs. So checkpointing, resuming, gradient accumulation,
+mixed precision and ``accelerate launch`` (DDP, FSDP, DeepSpeed) come from transformers.
+
+One prompt's responses are one group of rows in a batch: [teacher, student] in pair mode, K responses in
+listwise mode. All rows of a step go through the model in one forward pass. Each row is
+``chat_template(prompt) + response + eos`` with labels only on the response; prompts are cut from the left
+(the end of a prompt, next to the answer, matters most) and responses from the right.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer
+
+from rrtf_lite.errors import UserError
+from rrtf_lite.loss import IGNORE_INDEX, check_sft_weight, rrtf_loss
+
+FINETUNES = ("qlora", "lora", "full")
+SUMMARY_FILE = "train_summary.json"  # written last into adapter/: its presence means the stage finished
+
+
+# ---------------------------------------------------------------- data
+@dataclass
+class TruncationStats:
+    prompts: int = 0  # prompts (counted once per prompt) cut from the left
+    responses: int = 0  # responses cut from the right
+    total_prompts: int = 0
+    total_responses: int = 0
+
+
+def records_to_groups(records: list[dict], mode: str) -> list[dict]:
+    """pairs.jsonl / groups.jsonl records -> {prompt, responses, scores}; pair mode: [chosen, rejected]."""
+    if mode == "pair":
+        return [
+            {
+                "prompt": r["prompt"],
+                "responses": [r["chosen"], r["rejected"]],
+                "scores": [float(r["score_chosen"]), float(r["score_rejected"])],
+            }
+            for r in records
+        ]
+    if mode == "listwise":
+        return [
+            {"prompt": r["prompt"], "responses": list(r["responses"]), "scores": [float(s) for s in r["scores"]]}
+            for r in records
+            if len(r["responses"]) >= 2
+        ]
+    raise UserError(f"Unknown train.mode {mode!r}: choose pair or listwise.")
+
+
+def prompt_text(tokenizer, prompt: str) -> str:
+    """The user message in the tokenizer's chat template, ending with the assistant's generation prompt."""
+    messages = [{"role": "user", "content": prompt}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt + "\n"
+
+
+def tokenize_groups(
+    groups: list[dict], tokenizer, max_prompt_length: int, max_response_length: int
+) -> tuple[list[dict], TruncationStats]:
+    """Token ids per group: one prompt, K responses (+ eos), scores. Truncation is counted, not silent."""
+    stats = TruncationStats()
+    features = []
+    for group in groups:
+        prompt_ids = tokenizer(prompt_text(tokenizer, group["prompt"]), add_special_tokens=False)["input_ids"]
+        stats.total_prompts += 1
+        if len(prompt_ids) > max_prompt_length:
+            prompt_ids = prompt_ids[-max_prompt_length:]
+            stats.prompts += 1
+        responses = []
+        for text in group["responses"]:
+            ids = tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            stats.total_responses += 1
+            if len(ids) > max_response_length:
+                ids = ids[:max_response_length]  # no eos then: the model must not learn to stop mid-answer
+                stats.responses += 1
+            responses.append(ids)
+        features.append({"prompt_ids": prompt_ids, "response_ids": responses, "scores": group["scores"]})
+    return features, stats
+
+
+class ListDataset(torch.utils.data.Dataset):
+    def __init__(self, items: list[dict]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
+
+
+@dataclass
+class RankCollator:
+    """Groups -> one padded batch of G*K rows (right padding), labels -100 outside the responses.
+
+    Groups with fewer than K responses (listwise) get empty rows marked ``valid = False``.
+    """
+
+    pad_token_id: int
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        k = max(len(f["response_ids"]) for f in features)
+        rows, labels, scores, valid = [], [], [], []
+        for f in features:
+            n = len(f["response_ids"])
+            for j in range(k):
+                response = f["response_ids"][j] if j < n else []
+                rows.append(f["prompt_ids"] + response)
+                labels.append([IGNORE_INDEX] * len(f["prompt_ids"]) + response)
+            scores.append(list(f["scores"]) + [0.0] * (k - n))
+            valid.append([True] * n + [False] * (k - n))
+        width = max(len(r) for r in rows)
+        return {
+            "input_ids": torch.tensor([r + [self.pad_token_id] * (width - len(r)) for r in rows]),
+            "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows]),
+            "labels": torch.tensor([r + [IGNORE_INDEX] * (width - len(r)) for r in labels]),
+            "scores": torch.tensor(scores, dtype=torch.float32),
+            "valid": torch.tensor(valid),
+        }
+
+
+# ---------------------------------------------------------------- trainer
+class RRTFTrainer(Trainer):
+    """``Trainer`` with the RRTF/RRHF loss; logs ``rank_loss``, ``sft_loss`` and ``pair_accuracy``."""
+
+    loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let Trainer divide by the accumulation steps
+
+    def __init__(self, *args, mode: str = "pair", sft_weight: float = 1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        check_sft_weight(sft_weight)
+        self.mode = mode
+        self.sft_weight = sft_weight
+        self._sums: dict[str, float] = defaultdict(float)  # local sums since the last log
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
+        out = rrtf_loss(outputs.logits, inputs["labels"], inputs["scores"], inputs["valid"], self.mode, self.sft_weight)
+        if model.training:
+            n_pairs = out.n_pairs.item()
+            self._sums["rank_loss"] += out.rank_loss.item()
+            self._sums["sft_loss"] += out.sft_loss.item()
+            self._sums["correct_pairs"] += 0.0 if n_pairs == 0 else out.pair_accuracy.item() * n_pairs
+            self._sums["pairs"] += n_pairs
+            self._sums["batches"] += 1
+        return (out.loss, outputs) if return_outputs else out.loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Merge the rank metrics, averaged over the steps since the last log and over all processes."""
+        if "loss" in logs and self._sums:
+            keys = ["rank_loss", "sft_loss", "correct_pairs", "pairs", "batches"]
+            local = torch.tensor([self._sums[k] for k in keys], dtype=torch.float64, device=self.args.device)
+            total = dict(zip(keys, self.accelerator.reduce(local, reduction="sum").tolist(), strict=True))
+            batches = max(total["batches"], 1.0)
+            logs["rank_loss"] = round(total["rank_loss"] / batches, 6)
+            logs["sft_loss"] = round(total["sft_loss"] / batches, 6)
+            logs["pair_accuracy"] = round(total["correct_pairs"] / total["pairs"], 4) if total["pairs"] else math.nan
+            self._sums.clear()
+        super().log(logs, start_time)
+
+
+# ---------------------------------------------------------------- model set-up
+def setup_model(model_name: str, train_config):
+    """(model, tokenizer) ready to train: QLoRA (NF4 + double quant, LoRA on all linear layers), LoRA or full."""
+    from rrtf_lite.models import load_model
+
+    finetune = train_config.finetune
+    if finetune not in FINETUNES:
+        raise UserError(f"Unknown train.finetune {finetune!r}: choose one of {', '.join(FINETUNES)}.")
+    checkpointing = bool(train_config.gradient_checkpointing)
+    if finetune == "full":  # fp32 master weights; mixed precision comes from TrainingArguments
+        model, tokenizer = load_model(model_name, quantization="none", dtype=torch.float32)
+    else:
+        model, tokenizer = load_model(model_name, quantization="4bit" if finetune == "qlora" else "none")
+    model.config.use_cache = False
+    if finetune == "full":
+        return model, tokenizer
+
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if finetune == "qlora":  # freezes the base, casts norms/embeddings to fp32
+        # activation checkpointing is switched on by Trainer (TrainingArguments.activation_checkpointing)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if checkpointing:
+        model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
+    lora = LoraConfig(
+        r=train_config.lora_r,
+        lora_alpha=train_config.lora_alpha,
+        lora_dropout=train_config.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, lora), tokenizer
+
+
+def training_arguments(train_config, output_dir: Path, device_info=None, **overrides):
+    """TrainingArguments from TrainConfig: fp16 where there is no bf16 (T4), bf16 where there is, fp32 on CPU."""
+    from transformers import TrainingArguments
+
+    from rrtf_lite.models import pick_device
+
+    info = device_info or pick_device()
+    cuda = info.device == "cuda"
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=train_config.per_device_batch_size,
+        gradient_accumulation_steps=train_config.grad_accum,
+        learning_rate=train_config.learning_rate,
+        num_train_epochs=train_config.num_epochs,
+        max_steps=train_config.max_steps,
+        lr_scheduler_type=train_config.lr_scheduler,
+        warmup_steps=train_config.warmup_ratio,  # a float in [0, 1) is a ratio of the total steps
+        logging_steps=train_config.logging_steps,
+        save_strategy="steps",
+        save_steps=train_config.save_steps,
+        save_total_limit=2,
+        seed=train_config.seed,
+        bf16=cuda and info.bf16,
+        fp16=cuda and not info.bf16,
+        use_cpu=info.device == "cpu",
+        activation_checkpointing=bool(train_config.gradient_checkpointing),
+        activation_checkpointing_kwargs={"use_reentrant": False},
+        remove_unused_columns=False,  # scores/valid are not model inputs
+        report_to="none",
+        ddp_find_unused_parameters=False,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+    )
+    kwargs.update(overrides)
+    return TrainingArguments(**kwargs)
+
+
+def build_trainer(
+    model, tokenizer, features: list[dict], train_config, output_dir: Path, device_info=None, **overrides
+) -> RRTFTrainer:
+    args = training_arguments(train_config, output_dir, device_info, **overrides)
+    return RRTFTrainer(
+        model=model,
+        args=args,
+        train_dataset=ListDataset(features),
+        data_collator=RankCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        mode=train_config.mode,
+        sft_weight=train_config.sft_weight,
+    )
+
+
+# ---------------------------------------------------------------- outputs
+def peak_memory_gb() -> float:
+    """Peak allocated accelerator memory, or this process's peak RSS on CPU."""
+    if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+        return torch.cuda.max_memory_allocated() / 2**30
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**30 if sys.platform == "darwin" else 2**20)
+
+
+def save_loss_plot(log_history: list[dict], path: Path) -> None:
+    """Total, rank and SFT loss per step, and pair accuracy on a second axis."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [h for h in log_history if "loss" in h]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for key in ("loss", "rank_loss", "sft_loss"):
+        points = [(h["step"], h[key]) for h in rows if key in h]
+        if points:
+            ax.plot(*zip(*points, strict=True), label=key, marker="." if len(points) < 50 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    acc = [(h["step"], h["pair_accuracy"]) for h in rows if not math.isnan(h.get("pair_accuracy", math.nan))]
+    if acc:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*acc, strict=True), color="gray", linestyle="--", label="pair accuracy")
+        ax2.set_ylabel("pair accuracy")
+        ax2.set_ylim(-0.05, 1.05)
+        ax2.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    ax.set_title("RRTF training")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _save_run_config(config, folder: Path) -> None:
+    if hasattr(config, "to_dict"):
+        from rrtf_lite.config import save_config
+
+        save_config(config, folder / "run_config.yaml")
+    train_config = getattr(config, "train", config)
+    (folder / "train_config.json").write_text(json.dumps(asdict(train_config), indent=2))
+
+
+def _summary(trainer: RRTFTrainer, stats: TruncationStats, seconds: float, n_groups: int, finetune: str) -> dict:
+    logged = [h for h in trainer.state.log_history if "rank_loss" in h]
+    last = logged[-1] if logged else {}
+    accs = [h["pair_accuracy"] for h in logged if not math.isnan(h["pair_accuracy"])]
+    return {
+        "steps": trainer.state.global_step,
+        "examples": n_groups,
+        "finetune": finetune,
+        "world_size": trainer.args.world_size,
+        "final_loss": last.get("loss"),
+        "final_rank_loss": last.get("rank_loss"),
+        "final_sft_loss": last.get("sft_loss"),
+        "final_pair_accuracy": last.get("pair_accuracy"),
+        "mean_pair_accuracy": sum(accs) / len(accs) if accs else None,
+        "truncation": asdict(stats),
+        "train_seconds": round(seconds, 2),
+        "peak_memory_gb": round(peak_memory_gb(), 3),
+    }
+
+
+# ---------------------------------------------------------------- the stage
+def load_training_records(run_dir: Path, mode: str) -> list[dict]:
+    from rrtf_lite.records import read_jsonl
+
+    name, kind = ("pairs.jsonl", "pair") if mode == "pair" else ("groups.jsonl", "group")
+    path = run_dir / name
+    if not path.is_file():
+        raise UserError(f"{path} does not exist: run the rank stage first (rrtf-lite rank).")
+    records = read_jsonl(path, kind=kind)
+    if not records:
+        raise UserError(
+            f"{path} holds 0 {kind}s: nothing to train on. Usually every teacher response failed its tests or the "
+            "student already matched the teacher; sample more problems (data.max_problems, sampling.k) or check "
+            "the rank stage's statistics."
+        )
+    return records
+
+
+def train(config, run_dir: Path, force: bool = False) -> dict:
+    """Train on run_dir/pairs.jsonl (or groups.jsonl); write adapter/, train_log.json, plots/loss.png.
+
+    Skips when adapter/ holds a finished run and ``force`` is False. Resumes from the last checkpoint in
+    run_dir/checkpoints after an interruption.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    run_dir = Path(run_dir)
+    tc = config.train
+    adapter_dir = run_dir / "adapter"
+    checkpoints = run_dir / "checkpoints"
+    if (adapter_dir / SUMMARY_FILE).is_file() and not force:
+        summary = json.loads((adapter_dir / SUMMARY_FILE).read_text())
+        return {**summary, "skipped": True}
+    check_sft_weight(tc.sft_weight)
+    records = load_training_records(run_dir, tc.mode)
+    if force and checkpoints.exists() and _is_main_process():
+        shutil.rmtree(checkpoints)
+
+    start = time.perf_counter()
+    model, tokenizer = setup_model(config.model.student, tc)
+    groups = records_to_groups(records, tc.mode)
+    if not groups:
+        raise UserError(f"No {tc.mode} training groups with at least 2 responses in {run_dir}.")
+    features, stats = tokenize_groups(groups, tokenizer, tc.max_prompt_length, tc.max_response_length)
+    if stats.prompts or stats.responses:
+        print(
+            f"[rrtf-lite] truncated {stats.prompts}/{stats.total_prompts} prompts (left, to {tc.max_prompt_length} "
+            f"tokens) and {stats.responses}/{stats.total_responses} responses (right, to "
+            f"{tc.max_response_length} tokens)",
+            flush=True,
+        )
+    trainer = build_trainer(model, tokenizer, features, tc, checkpoints)
+    last = None if force or not checkpoints.is_dir() else get_last_checkpoint(str(checkpoints))
+    trainer.train(resume_from_checkpoint=last)
+    summary = _summary(trainer, stats, time.perf_counter() - start, len(groups), tc.finetune)
+    summary["resumed_from"] = last
+
+    trainer.save_model(str(adapter_dir))  # adapter only for (Q)LoRA; the full model otherwise
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(adapter_dir)
+        _save_run_config(config, adapter_dir)
+        log = {"summary": summary, "log_history": trainer.state.log_history}
+        (run_dir / "train_log.json").write_text(json.dumps(log, indent=2))
+        save_loss_plot(trainer.state.log_history, run_dir / "plots" / "loss.png")
+        (adapter_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    trainer.accelerator.wait_for_everyone()
+    return summary
+
+
+def _is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+# ---------------------------------------------------------------- after training
+def merge_adapter(base_name: str, adapter_dir: str | Path):
+    """A plain (non-quantized) model with the LoRA weights merged in, for evaluation and export.
+
+    The adapter was trained on the NF4 base but is merged onto the full-precision base, the usual QLoRA
+    practice. A full fine-tuning run saved a whole model: it is loaded as is.
+    """
+    from rrtf_lite.models import load_model, pick_device
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        if (adapter_dir / "config.json").is_file():
+            from transformers import AutoModelForCausalLM
+
+            info = pick_device()
+            return AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=info.dtype).to(info.device)
+        raise UserError(f"{adapter_dir} holds neither a LoRA adapter nor a model: run the train stage first.")
+    from peft import PeftModel
+
+    base, _ = load_model(base_name, quantization="none")
+    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+
+
+def to_dpo_dataset(pairs: list[dict], tokenizer=None):
+    """Pairs -> ``datasets.Dataset`` (prompt, chosen, rejected) for TRL's DPOTrainer on exactly the same pairs.
+
+    Without a tokenizer: TRL's conversational format (TRL applies the chat template). With one: the standard
+    format with the prompt already in the chat template, so TRL tokenizes exactly the rows RRTF trains on
+    (TRL appends eos to chosen/rejected like our collator does).
+    """
+    import datasets
+
+    if tokenizer is None:
+        columns = {
+            "prompt": [[{"role": "user", "content": p["prompt"]}] for p in pairs],
+            "chosen": [[{"role": "assistant", "content": p["chosen"]}] for p in pairs],
+            "rejected": [[{"role": "assistant", "content": p["rejected"]}] for p in pairs],
+        }
+    else:
+        columns = {
+            "prompt": [prompt_text(tokenizer, p["prompt"]) for p in pairs],
+            "chosen": [p["chosen"] for p in pairs],
+            "rejected": [p["rejected"] for p in pairs],
+        }
+    return datasets.Dataset.from_dict(columns)
