@@ -1,0 +1,99 @@
+"""Plots write real PNG files headless; the explorer builds a widget and matches responses to executions."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from rrtf_lite import viz  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def is_png(path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == PNG and path.stat().st_size > 1000
+
+
+def test_pass_at_1_plot(tmp_path):
+    rows = [
+        {"dataset": "humaneval", "phase": "before", "pass@1": 0.061, "solved": 10, "n": 164},
+        {"dataset": "humaneval", "phase": "after", "pass@1": 0.073, "solved": 12, "n": 164},
+        {"dataset": "heldout", "phase": "before", "pass@1": None, "solved": 0, "n": 0},
+    ]
+    viz.plot_pass_at_1({"rows": rows}, tmp_path / "plots" / "p.png")
+    assert is_png(tmp_path / "plots" / "p.png")
+
+
+def test_level_histogram_accepts_json_keys(tmp_path):
+    stats = {"levels": {"student": {"0": 3, "1": 2, "2": 1, "3": 4}, "teacher": {3: 9, 2: 1}}}
+    fig = viz.plot_levels(stats)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()][-1] == "all pass"
+    viz.plot_levels(stats, tmp_path / "levels.png")
+    assert is_png(tmp_path / "levels.png")
+
+
+def test_loss_curves(tmp_path):
+    history = [
+        {"step": s, "loss": 2.0 / s, "rank_loss": 0.1 / s, "sft_loss": 1.9 / s, "pair_accuracy": float("nan")}
+        for s in range(1, 6)
+    ] + [{"step": 5, "train_runtime": 3.0}]
+    viz.plot_loss(history, tmp_path / "loss.png")
+    assert is_png(tmp_path / "loss.png")
+
+
+def test_evolution_from_records_and_mappings(tmp_path):
+    problems = [
+        {"evol_method": None, "evol_round": 0},
+        {"evol_method": "add_constraints", "evol_round": 1},
+        {"evol_method": "add_constraints", "evol_round": 2},
+        {"evol_method": "complexity", "evol_round": 1},
+    ]
+    assert viz.evolution_counts(problems) == {"add_constraints": {1: 1, 2: 1}, "complexity": {1: 1}, "seed": {0: 1}}
+    assert viz.evolution_counts({"breadth": 3, "complexity": {"1": 2}}) == {"breadth": {1: 3}, "complexity": {1: 2}}
+    viz.plot_evolution(problems, tmp_path / "evol.png")
+    assert is_png(tmp_path / "evol.png")
+
+
+def _group_and_executions():
+    group = {
+        "problem_id": "seed/x",
+        "prompt": "Write add(a, b).",
+        "responses": ["def add(a, b):\n    return a - b", "def add(a, b):\n    return a + b", "def add(a, b) <"],
+        "scores": [2.5, 4.25, 0.0],
+        "sources": ["student", "teacher", "student"],
+    }
+    tests_ok = [{"status": "pass", "error_type": None, "message": None}]
+    executions = [
+        {"problem_id": "seed/x", "source": "student", "sample_index": 1, "level": 0, "pass_fraction": 0.0,
+         "score": 0.0, "tests": [{"status": "error", "error_type": "SyntaxError", "message": "<b>bad</b>"}]},
+        {"problem_id": "seed/x", "source": "student", "sample_index": 0, "level": 2, "pass_fraction": 0.5,
+         "score": 2.5, "tests": tests_ok + [{"status": "fail", "error_type": "AssertionError", "message": None}]},
+        {"problem_id": "seed/x", "source": "teacher", "sample_index": 0, "level": 3, "pass_fraction": 1.0,
+         "score": 4.25, "tests": tests_ok * 2},
+        {"problem_id": "other", "source": "teacher", "sample_index": 0, "level": 3, "pass_fraction": 1.0,
+         "score": 4.25, "tests": tests_ok},
+    ]  # fmt: skip
+    return group, executions
+
+
+def test_responses_are_matched_to_their_executions():
+    group, executions = _group_and_executions()
+    matched = viz._executions_for(group, executions)
+    assert [(e["source"], e["sample_index"]) for e in matched] == [("student", 0), ("teacher", 0), ("student", 1)]
+    html = viz.response_cards_html(group, executions)
+    assert html.index("#1 teacher") < html.index("#2 student") < html.index("#3 student")
+    assert "&lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html  # messages are escaped
+
+
+def test_explorer_builds_a_widget():
+    import ipywidgets
+
+    group, executions = _group_and_executions()
+    widget = viz.explore_groups([group, dict(group, problem_id="seed/y")], executions)
+    assert isinstance(widget, ipywidgets.VBox)
+    picker, view = widget.children
+    assert "return a + b" in view.value
+    picker.value = "seed/y"
+    assert "no execution record" in view.value
+    assert isinstance(viz.explore_groups([], []), ipywidgets.HTML)
