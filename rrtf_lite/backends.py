@@ -1,0 +1,453 @@
+"""Text generators behind one small interface, and code extraction from their replies.
+
+Every stage that needs text (evolving problems, writing tests, student and teacher samples, evaluation)
+asks a ``Generator`` for completions of user-message prompts; each backend applies its own chat format.
+Backends: a local Hugging Face model (``HFGenerator``), any OpenAI-compatible endpoint (``OpenAIGenerator``:
+OpenAI, vLLM/llama.cpp servers, Ollama), vLLM's offline engine (``VLLMGenerator``, GPU) and the offline
+``ReferenceTeacher`` that answers with a problem's reference solution so the pipeline runs with no network.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import random
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from rrtf_lite.errors import UserError
+
+BACKEND_KINDS = ("hf", "openai", "vllm", "reference")
+
+
+@dataclass
+class Completion:
+    text: str
+    n_tokens: int
+    finish_reason: str  # "stop" (end of sequence or a stop string) | "length" | backend-specific
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """``generate`` returns, for each prompt, ``n`` completions; temperature 0 means greedy."""
+
+    name: str
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]: ...
+
+
+def truncate_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string (excluded), as the OpenAI API does."""
+    cut = min((i for i in (text.find(s) for s in stop or [] if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+# ---------------------------------------------------------------- local Hugging Face model
+class HFGenerator:
+    """A local causal LM: batched, left-padded, chat-formatted generation with per-batch seeds.
+
+    Pass ``model`` and ``tokenizer`` to reuse an already loaded (or adapter-merged) model.
+    ``tokens`` and ``seconds`` accumulate over calls; ``tokens_per_s`` is their ratio.
+    """
+
+    def __init__(
+        self,
+        model_name: str = "",
+        quantization: str = "none",
+        device: str | None = None,
+        batch_size: int = 8,
+        *,
+        model=None,
+        tokenizer=None,
+    ):
+        if model is None or tokenizer is None:
+            if not model_name:
+                raise UserError("HFGenerator needs a model name or an already loaded (model, tokenizer).")
+            from rrtf_lite.models import load_model
+
+            model, tokenizer = load_model(model_name, quantization=quantization, device=device)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"  # new tokens must follow every prompt directly
+        self.model, self.tokenizer = model, tokenizer
+        self.name = model_name or getattr(model, "name_or_path", "") or type(model).__name__
+        self.batch_size = max(1, batch_size)
+        self.tokens = 0
+        self.seconds = 0.0
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        from rrtf_lite.prompts import chat_prompt
+
+        rows = [(i, chat_prompt(self.tokenizer, p)) for i, p in enumerate(prompts) for _ in range(n)]
+        out: list[list[Completion]] = [[] for _ in prompts]
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            texts = self._generate_batch(
+                [text for _, text in chunk], temperature, top_p, max_new_tokens, seed + start // self.batch_size, stop
+            )
+            for (i, _), completion in zip(chunk, texts, strict=True):
+                out[i].append(completion)
+        return out
+
+    def _generate_batch(self, texts, temperature, top_p, max_new_tokens, seed, stop) -> list[Completion]:
+        import torch
+
+        tok = self.tokenizer
+        batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        kwargs = {"max_new_tokens": max_new_tokens, "pad_token_id": tok.pad_token_id}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
+        else:
+            kwargs.update(do_sample=False)
+        if stop:
+            kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        torch.manual_seed(seed)  # one seed per batch: the same call gives the same samples
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(**batch, **kwargs)
+        self.seconds += time.perf_counter() - started
+        new = output[:, batch["input_ids"].shape[1] :]
+        eos = _eos_ids(self.model, tok)
+        completions = []
+        for row in new.tolist():
+            ends = [j for j, t in enumerate(row) if t in eos]
+            n_tokens = ends[0] if ends else len(row)
+            text = tok.decode(row[:n_tokens], skip_special_tokens=True)
+            text, hit_stop = truncate_at_stop(text, stop)
+            reason = "stop" if ends or hit_stop or n_tokens < max_new_tokens else "length"
+            completions.append(Completion(text, n_tokens, reason))
+            self.tokens += n_tokens
+        return completions
+
+
+def _eos_ids(model, tokenizer) -> set[int]:
+    ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(configured if isinstance(configured, list) else [configured])
+    return {i for i in ids if i is not None}
+
+
+# ---------------------------------------------------------------- OpenAI-compatible endpoints
+class OpenAIGenerator:
+    """Any OpenAI-compatible chat endpoint, with our own visible retries and a concurrency limit.
+
+    The client's built-in retries are off (``max_retries=0``) so that the backoff here (exponential with
+    jitter, on 429, 5xx, timeouts and dropped connections) is the only one, testable and logged.
+    Each of the ``n`` samples is its own request (seed + j): llama.cpp and Ollama ignore ``n``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        max_retries: int = 5,
+        request_timeout: float = 60,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+    ):
+        import openai
+
+        if not model:
+            raise UserError("The openai backend needs a model name, e.g. --set sampling.teacher.model=gpt-4o-mini.")
+        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = os.environ.get(api_key_env)
+        if not api_key and not base_url:
+            raise UserError(
+                f"The openai backend needs an API key in ${api_key_env} or a base_url (OPENAI_BASE_URL) of an "
+                "OpenAI-compatible server such as vLLM, llama.cpp or Ollama; offline, use kind 'reference'."
+            )
+        self.name = model
+        self.base_url = base_url
+        self.concurrency = max(1, concurrency)
+        self.max_retries = max_retries
+        self.backoff_base, self.backoff_max = backoff_base, backoff_max
+        self.retries = 0  # retried requests, over the generator's life
+        self._lock = threading.Lock()
+        self.client = openai.OpenAI(
+            api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=request_timeout
+        )
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        params = {"temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
+        if stop:
+            params["stop"] = list(stop)[:4]  # the API accepts at most four; the rest are cut post hoc
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            results = list(pool.map(lambda job: self._request(prompts[job[0]], seed + job[1], stop, params), jobs))
+        out: list[list[Completion]] = [[] for _ in prompts]
+        for (i, _), completion in zip(jobs, results, strict=True):
+            out[i].append(completion)
+        return out
+
+    def _request(self, prompt: str, seed: int, stop, params) -> Completion:
+        import openai
+
+        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError)
+        retryable += (openai.APIConnectionError,)
+        for attempt in range(self.max_retries + 1):
+            try:
+                reply = self.client.chat.completions.create(
+                    model=self.name, messages=[{"role": "user", "content": prompt}], seed=seed, **params
+                )
+                break
+            except retryable as exc:
+                if attempt == self.max_retries:
+                    raise UserError(
+                        f"{self.base_url or 'OpenAI'}: request failed after {self.max_retries} retries "
+                        f"({_describe(exc)}); check the server or raise max_retries/request_timeout."
+                    ) from exc
+                with self._lock:
+                    self.retries += 1
+                delay = min(self.backoff_max, self.backoff_base * 2**attempt)
+                time.sleep(delay * (0.5 + random.random()))  # jitter spreads the retries of parallel requests
+            except openai.APIStatusError as exc:  # 400, 401, 404...: retrying cannot help
+                raise UserError(f"{self.base_url or 'OpenAI'} refused the request: {_describe(exc)}.") from exc
+        choice = reply.choices[0]
+        text, hit_stop = truncate_at_stop(choice.message.content or "", stop)
+        usage = getattr(reply, "usage", None)
+        n_tokens = getattr(usage, "completion_tokens", None) or len(text.split())
+        return Completion(text, n_tokens, "stop" if hit_stop else (choice.finish_reason or "stop"))
+
+
+def _describe(exc: Exception) -> str:
+    status = getattr(exc, "status_code", None)
+    return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:200]}"
+
+
+# ---------------------------------------------------------------- vLLM offline engine
+class VLLMGenerator:
+    """vLLM's offline engine (GPU only): the fast path for full-size sampling and evaluation."""
+
+    def __init__(self, model: str, seed: int = 0, gpu_memory_utilization: float = 0.85, **engine_kwargs):
+        try:
+            from vllm import LLM
+        except ImportError:
+            raise UserError("The vllm backend needs vLLM: pip install rrtf-lite[vllm] on a GPU machine.") from None
+        from rrtf_lite.models import resolve
+
+        self.name = model
+        self.llm = LLM(model=resolve(model), seed=seed, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        from vllm import SamplingParams
+
+        params = [
+            SamplingParams(
+                n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed + i, stop=stop
+            )
+            for i in range(len(prompts))
+        ]
+        conversations = [[{"role": "user", "content": p}] for p in prompts]
+        outputs = self.llm.chat(conversations, sampling_params=params, use_tqdm=False)
+        return [
+            [Completion(o.text, len(o.token_ids), o.finish_reason or "stop") for o in request.outputs]
+            for request in outputs
+        ]
+
+
+# ---------------------------------------------------------------- offline reference teacher
+class ReferenceTeacher:
+    """Answers a known problem's prompt with its reference solution in a python block.
+
+    A stand-in for a teacher LLM so the whole pipeline runs offline; prompts are matched through
+    ``prompts.build_prompt(problem)``. Unknown prompts and problems without a reference get an empty reply
+    (finish_reason "no_reference"), which the stages count as "no code".
+    """
+
+    name = "reference"
+
+    def __init__(self, problems: dict[str, dict] | list[dict] | None = None):
+        from rrtf_lite.prompts import build_prompt
+
+        items = problems.values() if isinstance(problems, dict) else problems or []
+        self.by_prompt = {build_prompt(p): p for p in items}
+
+    def answer(self, problem: dict | None) -> Completion:
+        solution = (problem or {}).get("reference_solution") or ""
+        if not solution.strip():
+            return Completion("", 0, "no_reference")
+        text = "```python\n" + solution.strip("\n") + "\n```"
+        return Completion(text, len(text.split()), "stop")
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        return [[self.answer(self.by_prompt.get(p)) for _ in range(n)] for p in prompts]
+
+    def generate_for(self, problems: list[dict], n: int = 1) -> list[list[Completion]]:
+        return [[self.answer(p) for _ in range(n)] for p in problems]
+
+
+# ---------------------------------------------------------------- factory
+def make_generator(
+    backend_cfg,
+    student: str,
+    problems: dict[str, dict] | list[dict] | None = None,
+    quantization: str = "none",
+    device: str | None = None,
+    batch_size: int = 8,
+) -> Generator:
+    """Build the generator a ``BackendConfig`` describes; kind "hf" with an empty model means the student."""
+    kind = backend_cfg.kind
+    if kind == "hf":
+        return HFGenerator(backend_cfg.model or student, quantization, device, batch_size)
+    if kind == "openai":
+        return OpenAIGenerator(
+            backend_cfg.model,
+            base_url=backend_cfg.base_url,
+            api_key_env=backend_cfg.api_key_env,
+            concurrency=backend_cfg.concurrency,
+            max_retries=backend_cfg.max_retries,
+            request_timeout=backend_cfg.request_timeout,
+        )
+    if kind == "vllm":
+        return VLLMGenerator(backend_cfg.model or student)
+    if kind == "reference":
+        return ReferenceTeacher(problems)
+    raise UserError(f"Unknown backend kind {kind!r}: choose one of {', '.join(BACKEND_KINDS)}.")
+
+
+# ---------------------------------------------------------------- code extraction
+_FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)")
+_PY_LANGS = {"", "python", "py", "python3", "py3", "pycon", "ipython"}
+_CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w)")
+_CODE_LINE = re.compile(
+    r"^(\s+\S|#|def |async def |class |import |from \S+ import |@\w|if __name__|return\b|"
+    r"[A-Za-z_][\w.]*(\[.*\])?\s*(=|\+=|-=|\(|:\s*\w))"
+)
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, code) of each fenced block; an unterminated last fence (cut by max tokens) counts too."""
+    blocks, lang, lines, inside = [], "", [], False
+    for line in text.splitlines():
+        match = _FENCE.match(line)
+        if match and not inside:
+            inside, lang, lines = True, match.group(2).lower(), []
+        elif match and inside and not match.group(2):
+            blocks.append((lang, "\n".join(lines)))
+            inside = False
+        elif inside:
+            lines.append(line)
+    if inside and any(line.strip() for line in lines):
+        blocks.append((lang, "\n".join(lines)))
+    return blocks
+
+
+def _compiles(code: str) -> bool:
+    try:
+        ast.parse(code)
+        return True
+    except (SyntaxError, ValueError):
+        return False
+
+
+def _defines(code: str, name: str | None) -> bool:
+    pattern = rf"^\s*(async\s+)?def\s+{re.escape(name)}\s*\(" if name else r"^\s*(async\s+)?def\s+\w+\s*\("
+    return re.search(pattern, code, re.MULTILINE) is not None
+
+
+def _looks_like_python(code: str) -> bool:
+    return bool(re.search(r"^\s*(def |class |import |from \S+ import |return\b|print\()", code, re.MULTILINE))
+
+
+def _unfenced_code(text: str, entry_point: str | None) -> str | None:
+    """Code outside fences: a reply that starts with code, or a function written after some prose."""
+    stripped = text.strip("\n")
+    if _CODE_START.match(stripped) and _compiles(stripped):  # the whole reply is code
+        return stripped
+    lines = text.splitlines()
+    start = None
+    for i, line in enumerate(lines):
+        if _defines(line, entry_point) and not line[:1].isspace():
+            start = i
+            break
+    if start is None:
+        start = next((i for i, line in enumerate(lines) if _CODE_START.match(line)), None)
+        if start is None or (start > 0 and not _defines("\n".join(lines[start:]), None)):
+            return None
+    above = start  # imports and decorators just above the def (blank lines between them allowed)
+    while above > 0 and (_CODE_START.match(lines[above - 1]) or not lines[above - 1].strip()):
+        above -= 1
+        if lines[above].strip():
+            start = above
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or _CODE_LINE.match(lines[end])):
+        end += 1
+    code = "\n".join(lines[start:end]).strip("\n")
+    return code if (_defines(code, None) or _compiles(code)) and _looks_like_python(code) else None
+
+
+def extract_code(text: str, entry_point: str | None = None) -> str | None:
+    """The usable code of a reply, or None when there is none.
+
+    Prefers fenced python blocks (the one that defines ``entry_point``, one that compiles first, else the
+    longest python-looking block), then unfenced code. Code that defines the function but does not compile
+    is kept: a syntax error is a legitimate level-0 sample, not a missing one.
+    """
+    if not text or not text.strip():
+        return None
+    blocks = [code.strip("\n") for lang, code in _fenced_blocks(text) if lang in _PY_LANGS or _looks_like_python(code)]
+    blocks = [b for b in blocks if b.strip()]
+    if entry_point:
+        defining = [b for b in blocks if _defines(b, entry_point)]
+        if defining:
+            return next((b for b in defining if _compiles(b)), defining[0])
+    usable = [b for b in blocks if _looks_like_python(b) and (_compiles(b) or _defines(b, None))]
+    if usable:
+        return max(usable, key=lambda b: (_compiles(b), _defines(b, None), len(b)))
+    outside = re.sub(r"^\s*(```|~~~).*$", "", text, flags=re.MULTILINE) if blocks else text
+    return _unfenced_code(outside, entry_point)
