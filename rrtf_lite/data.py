@@ -52,7 +52,10 @@ def _seed_files(path: str | os.PathLike | None) -> list[Path]:
 
 
 def load_seed_problems(split: str = "all", path: str | os.PathLike | None = None) -> list[dict]:
-    """The seed problems (every ``*.jsonl`` in data/seed, validated), sorted by id, optionally one split."""
+    """The seed problems (every ``*.jsonl`` in data/seed, validated), sorted by id, optionally one split.
+
+    ``path``: another folder of ``*.jsonl`` files, or one file. Duplicate ids across files are an error.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     seen: dict[str, str] = {}

@@ -73,8 +73,11 @@ def test_seed_difficulty_mix(seeds):
 def test_reference_solutions_pass_all_tests(seeds):
     sandbox = pytest.importorskip("rrtf_lite.sandbox", reason="rrtf_lite.sandbox not written yet")
     jobs = [sandbox.Job(p["reference_solution"], p["tests"], p["entry_point"], 10.0) for p in seeds]
-    results = sandbox.run_many(jobs)
-    failing = [(p["id"], r.level) for p, r in zip(seeds, results, strict=True) if r.level != 3]
+    first = seeds[0]
+    broken = first["reference_solution"] + f"\n\ndef {first['entry_point']}(*args, **kwargs):\n    return object()\n"
+    results = sandbox.run_many([*jobs, sandbox.Job(broken, seeds[0]["tests"], seeds[0]["entry_point"], 10.0)])
+    assert results[-1].level != 3, "control: a wrong solution must not pass"
+    failing = [(p["id"], r.level) for p, r in zip(seeds, results[:-1], strict=True) if r.level != 3]
     assert not failing, f"reference solutions that do not pass all their tests (id, level): {failing}"
 
 
@@ -134,6 +137,15 @@ def test_humaneval_loader():
         assert p["entry_point"] in p["instruction"], p["id"]
     assert "is_palindrome" in problems[10]["instruction"]  # helper code before the function is kept
     assert len(data.load_humaneval(limit=3)) == 3
+
+
+def test_humaneval_canonical_solutions_pass_split_tests():
+    sandbox = pytest.importorskip("rrtf_lite.sandbox", reason="rrtf_lite.sandbox not written yet")
+    problems = data.load_humaneval()
+    jobs = [sandbox.Job(p["reference_solution"], p["tests"], p["entry_point"], 10.0) for p in problems]
+    results = sandbox.run_many(jobs)
+    failing = [(p["id"], r.level) for p, r in zip(problems, results, strict=True) if r.level != 3]
+    assert not failing, f"HumanEval canonical solutions failing their mapped tests: {failing}"
 
 
 # ---------------------------------------------------------------- hub loaders on local fixtures
