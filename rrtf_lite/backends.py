@@ -370,7 +370,7 @@ _CODE_LINE = re.compile(
 )
 
 
-def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+def fenced_blocks(text: str) -> list[tuple[str, str]]:
     """(language, code) of each fenced block; an unterminated last fence (cut by max tokens) counts too."""
     blocks, lang, lines, inside = [], "", [], False
     for line in text.splitlines():
@@ -440,7 +440,7 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
     """
     if not text or not text.strip():
         return None
-    blocks = [code.strip("\n") for lang, code in _fenced_blocks(text) if lang in _PY_LANGS or _looks_like_python(code)]
+    blocks = [code.strip("\n") for lang, code in fenced_blocks(text) if lang in _PY_LANGS or _looks_like_python(code)]
     blocks = [b for b in blocks if b.strip()]
     if entry_point:
         defining = [b for b in blocks if _defines(b, entry_point)]
