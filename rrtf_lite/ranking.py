@@ -1,0 +1,195 @@
+"""Ranking responses with test and teacher feedback (RRTF step 2), and the ``rank`` stage.
+
+PanGu-Coder2 orders outcomes compile error < runtime error < passes some tests < passes all tests and publishes
+no numbers. Ours (all in ``RankConfig``):
+
+- level 0 compile error (or no usable code): 0.0
+- level 1 runtime error: 1.0
+- level 2 partial pass: 2.0 + pass_fraction, so in [2, 3): more tests passed ranks higher within the level
+- level 3 all pass: 4.0 (a clear gap above any partial pass)
+- teacher feedback: at the *same outcome* (equal score) the teacher ranks above the student by ``tie_gap`` = 0.25.
+  A pair whose teacher scores below its student is dropped (and counted), as the paper filters such data.
+
+Pairs are (teacher, student) for every teacher and student response of a prompt. Responses without code cannot
+be a training target: they are executed as level 0 with the reason "no usable code", counted, and left out of
+pairs and groups. Groups (listwise RRHF mode) hold every response with code and the same scores, the teacher's
+raised by ``tie_gap`` where it ties a student.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from rrtf_lite.config import RankConfig, RunConfig
+from rrtf_lite.prompts import build_prompt, format_target
+from rrtf_lite.sandbox import CandidateResult, Job, TestResult, run_many
+
+__all__ = ["RankConfig", "build_pairs", "rank", "rank_samples", "score", "to_preference_records"]
+
+
+def score(level: int, pass_fraction: float, cfg: RankConfig) -> float:
+    """The scalar reward of one response from its level and pass fraction."""
+    if level == 0:
+        return cfg.score_compile_error
+    if level == 1:
+        return cfg.score_runtime_error
+    if level == 2:
+        return cfg.score_partial_base + pass_fraction
+    if level == 3:
+        return cfg.score_all_pass
+    raise ValueError(f"level must be 0..3, got {level}")
+
+
+def _program(problem: dict, code: str) -> str:
+    """The program the tests run, as evaluation builds it; unparsable code is run as is to get level 0."""
+    from rrtf_lite.evaluate import build_program
+
+    return build_program(problem, code) or code
+
+
+def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list[dict], cfg: RankConfig) -> tuple:
+    """(pairs, groups, stats) from executions and their samples; see the module docstring for the rules."""
+    code_of = {_key(s): s.get("code") for s in samples}
+    by_problem: dict[str, list[dict]] = {}
+    for e in executions:
+        by_problem.setdefault(e["problem_id"], []).append(e)
+    pairs, groups = [], []
+    kept = dropped = 0
+    for pid, runs in by_problem.items():
+        prompt = build_prompt(problems[pid])
+        usable = [e for e in runs if code_of.get(_key(e)) is not None]
+        teachers = [e for e in usable if e["source"] == "teacher"]
+        students = [e for e in usable if e["source"] == "student"]
+        target = {_key(e): format_target(code_of[_key(e)]) for e in usable}
+        for t in teachers:
+            for s in students:
+                r_tea, r_stu = t["score"], s["score"]
+                if r_tea == r_stu:
+                    r_tea += cfg.tie_gap
+                if r_tea < r_stu:
+                    dropped += 1
+                    continue
+                kept += 1
+                pairs.append(
+                    {
+                        "problem_id": pid,
+                        "prompt": prompt,
+                        "chosen": target[_key(t)],
+                        "rejected": target[_key(s)],
+                        "score_chosen": r_tea,
+                        "score_rejected": r_stu,
+                        "chosen_source": "teacher",
+                        "rejected_source": "student",
+                        "chosen_index": t["sample_index"],
+                        "rejected_index": s["sample_index"],
+                    }
+                )
+        if usable:
+            student_scores = {s["score"] for s in students}
+            scores = [
+                e["score"] + (cfg.tie_gap if e["source"] == "teacher" and e["score"] in student_scores else 0.0)
+                for e in usable
+            ]
+            groups.append(
+                {
+                    "problem_id": pid,
+                    "prompt": prompt,
+                    "responses": [target[_key(e)] for e in usable],
+                    "scores": scores,
+                    "sources": [e["source"] for e in usable],
+                }
+            )
+    stats = _stats(executions, samples, kept, dropped)
+    return pairs, groups, stats
+
+
+def _key(record: dict) -> tuple[str, str, int]:
+    return record["problem_id"], record["source"], record["sample_index"]
+
+
+def _stats(executions: list[dict], samples: list[dict], kept: int, dropped: int) -> dict:
+    levels: dict[str, Counter] = {}
+    for e in executions:
+        levels.setdefault(e["source"], Counter())[e["level"]] += 1
+    no_code = Counter(s["source"] for s in samples if s.get("code") is None)
+    return {
+        "levels": {src: {lv: c[lv] for lv in range(4)} for src, c in sorted(levels.items())},
+        "pairs_kept": kept,
+        "pairs_dropped": dropped,
+        "no_code": dict(sorted(no_code.items())),
+        "responses": len(executions),
+    }
+
+
+def rank_samples(
+    problems: dict[str, dict], samples: list[dict], cfg: RankConfig, progress: bool = False
+) -> tuple[list[dict], list[dict], list[dict], dict]:
+    """Execute every sample against its problem's tests, score it, then build pairs, groups and stats."""
+    samples = [s for s in samples if s["problem_id"] in problems]
+    runnable = [i for i, s in enumerate(samples) if s.get("code") is not None]
+    jobs = []
+    for i in runnable:
+        p = problems[samples[i]["problem_id"]]
+        jobs.append(Job(_program(p, samples[i]["code"]), list(p["tests"]), p["entry_point"], cfg.timeout))
+    results = dict(zip(runnable, run_many(jobs, workers=cfg.workers, progress=progress), strict=True))
+    executions = []
+    for i, s in enumerate(samples):
+        result = results.get(i) or _no_code(len(problems[s["problem_id"]]["tests"]))
+        executions.append(
+            {
+                "problem_id": s["problem_id"],
+                "source": s["source"],
+                "sample_index": s["sample_index"],
+                "level": result.level,
+                "pass_fraction": result.pass_fraction,
+                "score": score(result.level, result.pass_fraction, cfg),
+                "tests": [asdict(t) for t in result.tests],
+            }
+        )
+    pairs, groups, stats = build_pairs(problems, executions, samples, cfg)
+    return executions, pairs, groups, stats
+
+
+def _no_code(n_tests: int) -> CandidateResult:
+    tests = [TestResult("error", "NoCode", "not run: no usable code in the response") for _ in range(n_tests)]
+    return CandidateResult(0, 0.0, tests, compile_error="no usable code in the response")
+
+
+def to_preference_records(pairs: list[dict]) -> list[dict]:
+    """TRL's preference format ({prompt, chosen, rejected}) with the scores kept for weighting or filtering."""
+    return [
+        {
+            "prompt": p["prompt"],
+            "chosen": p["chosen"],
+            "rejected": p["rejected"],
+            "score_chosen": p["score_chosen"],
+            "score_rejected": p["score_rejected"],
+        }
+        for p in pairs
+    ]
+
+
+def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
+    """The ``rank`` stage: samples.jsonl -> executions.jsonl, pairs.jsonl, groups.jsonl and rank_stats.json."""
+    from rrtf_lite.errors import UserError
+    from rrtf_lite.records import read_jsonl, write_jsonl
+
+    run_dir = Path(run_dir)
+    outputs = {name: run_dir / f"{name}.jsonl" for name in ("executions", "pairs", "groups")}
+    stats_path = run_dir / "rank_stats.json"
+    if stats_path.exists() and all(p.exists() for p in outputs.values()) and not force:
+        return {**json.loads(stats_path.read_text()), "skipped": True}
+    for needed in ("problems.jsonl", "samples.jsonl"):
+        if not (run_dir / needed).exists():
+            raise UserError(f"{run_dir / needed} does not exist: run the earlier stages first (rrtf-lite run).")
+    problems = {p["id"]: p for p in read_jsonl(run_dir / "problems.jsonl", kind="problem")}
+    samples = read_jsonl(run_dir / "samples.jsonl", kind="sample")
+    executions, pairs, groups, stats = rank_samples(problems, samples, config.rank, progress=True)
+    write_jsonl(outputs["executions"], executions, kind="execution")
+    write_jsonl(outputs["pairs"], pairs, kind="pair")
+    write_jsonl(outputs["groups"], groups, kind="group")
+    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
+    return stats

@@ -1,0 +1,94 @@
+"""Scores, the teacher tie-break, dropped pairs, groups, statistics and the rank stage."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rrtf_lite.config import RunConfig
+from rrtf_lite.ranking import RankConfig, build_pairs, rank, rank_samples, score, to_preference_records
+
+CFG = RankConfig()
+PROBLEM = {
+    "id": "seed/0001",
+    "instruction": "Write inc(x) returning x + 1.",
+    "entry_point": "inc",
+    "signature": "def inc(x: int) -> int:",
+    "reference_solution": "def inc(x):\n    return x + 1\n",
+    "tests": ["assert inc(1) == 2", "assert inc(2) == 3", "assert inc(0) == 1", "assert inc(-1) == 0"],
+    "difficulty": "easy",
+    "tags": [],
+    "source": "seed",
+    "parent_id": None,
+    "evol_round": 0,
+    "evol_method": None,
+    "source_model": None,
+    "prompt": None,
+}
+
+
+def test_scores_follow_the_level_order():
+    assert [score(0, 0, CFG), score(1, 0, CFG), score(2, 0.5, CFG), score(3, 1, CFG)] == [0.0, 1.0, 2.5, 4.0]
+    assert score(2, 0.99, CFG) < score(3, 1.0, CFG)
+    with pytest.raises(ValueError):
+        score(4, 1.0, CFG)
+
+
+def _execution(source, index, level, fraction=0.0, pid="p"):
+    return {"problem_id": pid, "source": source, "sample_index": index, "level": level, "pass_fraction": fraction,
+            "score": score(level, fraction, CFG), "tests": []}  # fmt: skip
+
+
+def _sample(source, index, code="def inc(x):\n    return x", pid="p"):
+    return {"problem_id": pid, "source": source, "sample_index": index, "code": code}
+
+
+def test_pairs_tie_break_drop_and_no_code():
+    executions = [
+        _execution("teacher", 0, 2, 0.5),
+        _execution("student", 0, 1),  # teacher better: kept as is
+        _execution("student", 1, 2, 0.5),  # same outcome: teacher gets the tie gap
+        _execution("student", 2, 3, 1.0),  # teacher below the student: dropped
+        _execution("student", 3, 0),  # no code: never a training target
+    ]
+    samples = [_sample("teacher", 0), *(_sample("student", i) for i in range(3)), _sample("student", 3, None)]
+    pairs, groups, stats = build_pairs({"p": PROBLEM}, executions, samples, CFG)
+    kept = [(p["rejected_index"], p["score_chosen"], p["score_rejected"]) for p in pairs]
+    assert kept == [(0, 2.5, 1.0), (1, 2.75, 2.5)]
+    assert all(p["chosen"].startswith("```python\n") and p["prompt"] for p in pairs)
+    assert (stats["pairs_kept"], stats["pairs_dropped"], stats["no_code"]) == (2, 1, {"student": 1})
+    assert stats["levels"]["student"] == {0: 1, 1: 1, 2: 1, 3: 1}
+    (group,) = groups
+    assert group["sources"] == ["teacher", "student", "student", "student"]
+    assert group["scores"] == [2.75, 1.0, 2.5, 4.0]
+    prefs = to_preference_records(pairs)
+    assert set(prefs[0]) == {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
+
+
+def test_rank_samples_runs_the_sandbox():
+    samples = [
+        _sample("teacher", 0, "def inc(x):\n    return x + 1", pid=PROBLEM["id"]),
+        _sample("student", 0, "def inc(x):\n    return x + 1 if x > 0 else 0", pid=PROBLEM["id"]),
+        _sample("student", 1, "def inc(x) return x", pid=PROBLEM["id"]),
+        _sample("student", 2, None, pid=PROBLEM["id"]),
+    ]
+    executions, pairs, groups, stats = rank_samples({PROBLEM["id"]: PROBLEM}, samples, CFG)
+    assert [(e["level"], e["score"]) for e in executions] == [(3, 4.0), (2, 2.75), (0, 0.0), (0, 0.0)]
+    assert executions[3]["tests"][0]["error_type"] == "NoCode"
+    assert [p["rejected_index"] for p in pairs] == [0, 1] and stats["no_code"] == {"student": 1}
+    assert len(groups[0]["responses"]) == 3
+
+
+def test_rank_stage_writes_valid_records(tmp_path):
+    (tmp_path / "problems.jsonl").write_text(json.dumps(PROBLEM) + "\n")
+    samples = [
+        {**_sample("teacher", 0, "def inc(x):\n    return x + 1", pid=PROBLEM["id"]), "response": "", "model": "t"},
+        {**_sample("student", 0, "def inc(x):\n    return x", pid=PROBLEM["id"]), "response": "", "model": "s"},
+    ]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    stats = rank(RunConfig(), tmp_path)
+    assert stats["pairs_kept"] == 1
+    for name in ("executions", "pairs", "groups"):
+        assert (tmp_path / f"{name}.jsonl").read_text().count("\n") == (2 if name == "executions" else 1)
+    assert rank(RunConfig(), tmp_path)["skipped"] is True
