@@ -1162,9 +1162,9 @@ harder, a filter drops failed rewrites, and the survivors join the pool.
 **In this notebook you will**
 1. read (and edit) the prompts of the code-evolution heuristics;
 2. run a few evolutions live with the profile's model;
-3. watch the eliminator accept and reject rewrites;
-4. see how unit tests for the new problems are written and validated;
-5. run the `evolve` stage and plot what it produced.
+3. watch the eliminator accept and reject rewrites, and why;
+4. see how unit tests for new problems are written and validated;
+5. run the `evolve` stage and plot what it kept and dropped.
 
 @@INSTALL@@
 
@@ -1177,91 +1177,132 @@ WizardCoder's template asks: *"Please increase the difficulty of the given progr
 bit. You can increase the difficulty using, but not limited to, the following methods: {method}"*, with
 one of five methods picked at random: add constraints (about 10 more words), replace a common requirement
 by a rarer one, add reasoning steps, give erroneous code as misdirection, or ask for a better time or space
-complexity ("not frequently"). `config.evol.methods` lists the ones this profile uses.
+complexity (weighted down: "refrain from doing so frequently"). We add WizardLM's *in-breadth* operation
+(a new task in the same domain). Our templates also ask for a first line `Function: name(arguments)`, so
+the rewritten task still names the function its tests will call.
 
 # %%
 from rrtf_lite import evol
 
 print("methods of this profile:", config.evol.methods, "\n")
 for method, template in evol.EVOL_TEMPLATES.items():
-    print(f"--- {method}\n{template}\n")
+    print(f"--- {method}\n{template}")
 
 # %% [markdown]
-The templates are plain Python strings: edit one in this kernel (for example make `add_constraints` ask for
-20 words) and re-run the live cell below to see the effect. The edit lasts until the kernel restarts; to
-make it permanent for the pipeline, change `rrtf_lite/evol.py`.
+The templates are plain strings in a dict: edit one and the live cell below **and** the `evolve` stage in
+this kernel use your version (until the kernel restarts; to make it permanent, edit `rrtf_lite/evol.py`).
+Uncomment to try:
 
 # %%
-# evol.EVOL_TEMPLATES["add_constraints"] = evol.EVOL_TEMPLATES["add_constraints"].replace("10", "20")
+# evol.EVOL_TEMPLATES["add_constraints"] = evol.EVOL_TEMPLATES["add_constraints"].replace(
+#     "approximately 10 additional words", "approximately 20 additional words")
 
 # %% [markdown]
 ## A few evolutions, live
 
-We take two seed problems and ask the profile's evolver (`config.evol.evolver`: the student model
-offline, an API model at full size) for one rewrite each. With the `tiny` profile the evolver is a random
-model, so the "rewrites" are gibberish and the eliminator rejects them; that is a fine demonstration of
-the eliminator, and the `cpu` profile shows real attempts.
+Two seed problems, one heuristic each, rewritten by the profile's evolver (`config.evol.evolver`: the
+student model offline, an API model at full size). With the `tiny` profile the evolver is a random model
+and writes gibberish, which the eliminator rejects: a fine demonstration of the eliminator. The `cpu`
+profile shows real (small-model) attempts.
 
 # %%
+from rrtf_lite.backends import make_generator
 from rrtf_lite.data import load_seed_problems
 
 seeds = load_seed_problems("train")[:2]
-evolver = evol.make_evolver(config)
-live = []
-for problem, method in zip(seeds, config.evol.methods):
-    prompt = evol.evolution_prompt(problem, method)
-    rewrite = evolver.generate([prompt], temperature=config.evol.temperature,
-                               max_new_tokens=config.evol.max_new_tokens, seed=config.seed)[0][0].text
-    live.append({"parent": problem, "method": method, "prompt": prompt, "rewrite": rewrite})
-print(live[0]["prompt"])
+evolver = make_generator(config.evol.evolver, config.model.student, seeds, batch_size=config.sampling.batch_size)
+plan = list(zip(seeds, config.evol.methods))
+prompts = [evol.render_evol_prompt(method, parent) for parent, method in plan]
+print(prompts[0])
 
 # %%
+replies = evolver.generate(prompts, temperature=config.evol.temperature, top_p=1.0,
+                           max_new_tokens=config.evol.max_new_tokens, seed=config.seed)
+live = [{"parent": parent, "method": method, "reply": reply[0].text} for (parent, method), reply in zip(plan, replies)]
 for item in live:
-    print(f"=== {item['parent']['id']} via {item['method']}:\n{item['rewrite'][:600]}\n")
+    print(f"=== {item['parent']['id']} via {item['method']}:\n{item['reply'][:600]}\n")
 
 # %% [markdown]
 ## The eliminator
 
 WizardLM drops an evolution when (1) it adds no information over its parent, (2) the reply contains
 "sorry" and is short (< 80 words), (3) it is only punctuation and stop words, or (4) it copies the
-template's scaffolding ("#Rewritten Prompt#", "given prompt"). Failed parents go back to the pool.
+template's scaffolding ("#Rewritten Prompt#", "given prompt"). `evol.eliminate(parent, reply)` applies
+these (rule 1 by text similarity) plus two of ours: the reply must be long enough to be a task and must
+still name a function. It returns the parsed problem, or `None` and a reason.
 
 # %%
+parent = seeds[0]
 examples = {
-    "live 1": (live[0]["parent"]["instruction"], live[0]["rewrite"]),
-    "live 2": (live[1]["parent"]["instruction"], live[1]["rewrite"]),
-    "apology": (seeds[0]["instruction"], "Sorry, I cannot make this problem harder."),
-    "copy of parent": (seeds[0]["instruction"], seeds[0]["instruction"]),
-    "scaffolding": (seeds[0]["instruction"], "#Rewritten Prompt#: " + seeds[0]["instruction"] + " Also sort it."),
-    "a real rewrite": (seeds[0]["instruction"], seeds[0]["instruction"]
-                       + " The function must also reject inputs longer than 10,000 characters with ValueError."),
+    "live 1": (live[0]["parent"], live[0]["reply"]),
+    "live 2": (live[1]["parent"], live[1]["reply"]),
+    "apology": (parent, "Sorry, I cannot make this problem any harder."),
+    "copy of the parent": (parent, f"Function: {parent['signature'][4:-1]}\n{parent['instruction']}"),
+    "scaffolding": (parent, "#Rewritten Task#\n" + parent["instruction"] + " Also sort the result."),
+    "a real rewrite": (parent, f"Function: {parent['signature'][4:-1]}\n{parent['instruction']} The function "
+                       "must also reject inputs longer than 10,000 characters by raising ValueError, and it "
+                       "must treat tab and newline characters as word separators that are preserved as well."),
 }
-pd.DataFrame([{"example": name, "rejected because": evol.eliminate(parent, child) or "— kept"}
-              for name, (parent, child) in examples.items()]).set_index("example")
+rows = []
+for name, (p, reply) in examples.items():
+    parsed, reason = evol.eliminate(p, reply)
+    rows.append({"example": name, "decision": "kept" if parsed else "dropped",
+                 "why": evol.DROP_REASONS[reason] if reason else f"asks for {parsed['signature']}"})
+pd.DataFrame(rows).set_index("example")
 
 # %% [markdown]
 ## Tests for evolved problems
 
-RRTF ranks answers by running them against unit tests, but an evolved problem has none, and the paper
-does not say where its tests came from. **Our choice** (not the paper's): a test writer
-(`config.evol.test_writer`) writes a reference solution and `assert` tests for the new problem, and the
-problem is kept only if that solution passes at least `config.evol.min_tests` of its own tests in the
-sandbox; failing tests are dropped. Offline, the test writer is the reference teacher, which keeps the
-parent's tests when they still apply.
+RRTF ranks answers by running them against unit tests, but an evolved problem has none, and the paper does
+not say where its tests came from. **This tutorial's choice** (not the paper's):
+
+- **with an LLM test writer** (`config.evol.test_writer.kind` = `hf` / `openai`): the teacher writes a
+  solution and `assert` tests; the sandbox runs the solution against them, and the problem is kept only if
+  all pass and there are at least `config.evol.min_tests`;
+- **offline** (`reference`): no teacher can solve a *new* problem, so a rewrite is kept only if it still
+  asks for the parent's function; it then inherits the parent's tests and reference solution (checked in
+  the sandbox first).
+
+Here is the test writer's prompt, and the validation applied to a hand-written teacher reply:
+
+# %%
+print(evol.TEST_WRITER_TEMPLATE.replace("{min_tests}", str(config.evol.min_tests))
+      .replace("{entry_point}", parent["entry_point"]).replace("{instruction}", evol.question_text(parent))[:700])
+
+# %%
+from rrtf_lite.sandbox import run_tests
+
+teacher_reply = ("```python\n" + parent["reference_solution"] + "\n```\n\n```python\n"
+                 + "\n".join(parent["tests"][:3]) + "\nassert " + parent["entry_point"] + "('x') == 'nope'\n```")
+solution, tests = evol.parse_teacher_reply(teacher_reply, parent["entry_point"])
+result = run_tests(solution, tests, parent["entry_point"])
+print(f"{len(tests)} tests parsed; the teacher's own solution reaches level {result.level} "
+      f"({result.pass_fraction:.0%} pass) -> {'kept' if result.level == 3 else 'dropped: teacher_failed_tests'}")
+
+# %% [markdown]
+The last test was deliberately wrong, so the whole problem is dropped: we never train on tests that even
+the teacher's solution fails.
 
 ## The `evolve` stage
 
-`run_stage` runs it in the run directory (skipping if `problems.jsonl` is complete) and writes
-`problems.jsonl`: the seed problems plus the evolved ones, with their lineage (`parent_id`, `evol_round`,
-`evol_method`). Evolved problems that overlap HumanEval are removed (decontamination, as in the paper).
+`run_stage` runs it in the run directory (it skips when `problems.jsonl` is complete) and writes
+`problems.jsonl` (the seed problems plus the kept evolutions, with their lineage `parent_id`,
+`evol_round`, `evol_method`; deduplicated and decontaminated against HumanEval, as in the paper),
+`evol_attempts.jsonl` (every attempt with its reply and decision) and `evol_stats.json`.
 
 # %%
 evolve_summary = run_stage("evolve", config)
 evolve_summary
 
 # %%
+import json
+
 from rrtf_lite.records import read_jsonl
 
+stats = json.loads(open(f"{RUN_DIR}/evol_stats.json").read())
+pd.DataFrame(stats["table"]).set_index(["round", "method"])
+
+# %%
 problems = read_jsonl(f"{RUN_DIR}/problems.jsonl", kind="problem")
 frame = pd.DataFrame(problems)
 frame["n_tests"] = frame["tests"].map(len)
