@@ -176,8 +176,11 @@ class RRTFTrainer(Trainer):
 
 
 # ---------------------------------------------------------------- model set-up
-def setup_model(model_name: str, train_config):
-    """(model, tokenizer) ready to train: QLoRA (NF4 + double quant, LoRA on all linear layers), LoRA or full."""
+def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None):
+    """(model, tokenizer) ready to train: QLoRA (NF4 + double quant, LoRA on all linear layers), LoRA or full.
+
+    ``dtype`` overrides the compute dtype of ``pick_device()`` (e.g. float16 to reproduce a T4 on a newer GPU).
+    """
     from rrtf_lite.models import load_model
 
     finetune = train_config.finetune
@@ -187,7 +190,8 @@ def setup_model(model_name: str, train_config):
     if finetune == "full":  # fp32 master weights; mixed precision comes from TrainingArguments
         model, tokenizer = load_model(model_name, quantization="none", dtype=torch.float32)
     else:
-        model, tokenizer = load_model(model_name, quantization="4bit" if finetune == "qlora" else "none")
+        quantization = "4bit" if finetune == "qlora" else "none"
+        model, tokenizer = load_model(model_name, quantization=quantization, dtype=dtype)
     model.config.use_cache = False
     if finetune == "full":
         return model, tokenizer

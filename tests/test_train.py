@@ -214,14 +214,23 @@ def test_zero_pairs_is_a_friendly_error(tmp_path):
 
 
 def test_two_processes_with_accelerate_launch(tmp_path):
+    """The shipped DDP config on 2 CPU processes (gloo); ACCELERATE_USE_CPU=1 keeps them off any GPU."""
     write_jsonl(tmp_path / "pairs.jsonl", make_pairs(), kind="pair")
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     accelerate = Path(sys.executable).parent / "accelerate"
-    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
-    cmd += ["--mixed_precision", "no", "--dynamo_backend", "no", str(REPO / "tests" / "_ddp_train_script.py")]
-    result = subprocess.run([*cmd, str(tmp_path), "qlora"], env=env, capture_output=True, text=True, timeout=240)
+    cmd = [str(accelerate), "launch", "--config_file", str(REPO / "accelerate_configs" / "ddp.yaml")]
+    cmd += [str(REPO / "tests" / "_ddp_train_script.py"), str(tmp_path), "qlora"]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     worlds = [json.loads((tmp_path / f"world_{r}.json").read_text()) for r in (0, 1)]
     assert [w["world_size"] for w in worlds] == [2, 2]
     assert worlds[0]["summary"]["world_size"] == 2 and worlds[0]["summary"]["steps"] == 2
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("name", ["ddp", "fsdp", "deepspeed_zero2", "deepspeed_zero3"])
+def test_accelerate_configs_load(name):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(REPO / "accelerate_configs" / f"{name}.yaml"))
+    assert config.num_processes == 2 and config.mixed_precision == "no"
