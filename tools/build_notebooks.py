@@ -898,19 +898,29 @@ ready-made configurations live in `accelerate_configs/`:
 # %%
 from pathlib import Path
 
-configs_dir = next((p for p in (Path("accelerate_configs"), Path("../accelerate_configs"),
-                                Path("rrtf-lite/accelerate_configs")) if p.is_dir()), None)
-print("\n".join(sorted(str(p) for p in configs_dir.glob("*.yaml"))) if configs_dir else "accelerate_configs/ not found")
+import rrtf_lite
+
+configs_dir = Path(rrtf_lite.__file__).resolve().parent.parent / "accelerate_configs"  # in the checkout
+for path in sorted(configs_dir.glob("*.yaml")):
+    print(f"{path.name:<22} {path.read_text().splitlines()[0].lstrip('# ')}")
 
 # %% [markdown]
 The train stage is launched on every GPU with the same command line, for example on 4 GPUs:
 
 ```bash
-accelerate launch --config_file accelerate_configs/multi_gpu.yaml --num_processes 4 \
+accelerate launch --config_file accelerate_configs/ddp.yaml --num_processes 4 \
     -m rrtf_lite.cli train --profile full
 ```
 
-The effective batch is `per_device_batch_size × grad_accum × GPUs` prompts (the paper used 512). Each
+| config | what is split across GPUs | use with |
+|---|---|---|
+| `ddp.yaml` | only the data (each GPU holds the whole model) | `qlora`, `lora`, `full` when the model fits one GPU |
+| `deepspeed_zero2.yaml` | optimizer state and gradients | `full`, `lora` |
+| `deepspeed_zero3.yaml` | the weights too | `full` fine-tuning of models that do not fit one GPU |
+| `fsdp.yaml` | weights, gradients and optimizer state (FSDP2) | `full`, `lora` (set `train.gradient_checkpointing=false`) |
+
+Each file's header comments say more (QLoRA under FSDP or ZeRO-3 needs `bnb_4bit_quant_storage` equal to
+the compute dtype). The effective batch is `per_device_batch_size × grad_accum × GPUs` prompts (the paper used 512). Each
 prompt brings 2 responses (pair mode) or $k$ (listwise), and the logits (responses × length × vocabulary)
 are the largest tensor: lower `train.max_response_length` or `per_device_batch_size` before anything else.
 
@@ -1077,7 +1087,15 @@ pass equally ("we prefer the student to learn from the teacher"), and pairs wher
 *below* the student are **dropped**.
 
 # %%
-pd.Series(vars(config.rank)).to_frame("RankConfig")
+from rrtf_lite.ranking import score as rank_score
+
+print(pd.Series(vars(config.rank)).to_frame("RankConfig"), "\n")
+for level, fraction in [(0, 0.0), (1, 0.0), (2, 0.5), (3, 1.0)]:
+    print(f"level {level}, pass fraction {fraction}: score {rank_score(level, fraction, config.rank)}")
+
+# %% [markdown]
+Responses without usable code (no function could be extracted) are executed as level 0, counted, and left
+out of pairs and groups: there is nothing to train on in them.
 
 # %% [markdown]
 ## The `rank` stage
@@ -1099,6 +1117,7 @@ executions = read_jsonl(f"{RUN_DIR}/executions.jsonl", kind="execution")
 pairs = read_jsonl(f"{RUN_DIR}/pairs.jsonl", kind="pair")
 groups = read_jsonl(f"{RUN_DIR}/groups.jsonl", kind="group")
 print(f"{len(executions)} executions, {len(pairs)} pairs, {len(groups)} groups")
+rank_summary
 
 # %% [markdown]
 Level histogram per source. Expect the teacher near "all pass" (the offline reference teacher always
@@ -1107,15 +1126,11 @@ passes) and the student spread out (the random `tiny` student mostly fails to pr
 # %%
 from rrtf_lite.viz import plot_levels
 
-levels = {}
-for e in executions:
-    levels.setdefault(e["source"], {}).setdefault(e["level"], 0)
-    levels[e["source"]][e["level"]] += 1
-plot_levels({"levels": levels}, title=f"execution outcome per source ({PROFILE})");
+plot_levels(rank_summary, title=f"execution outcome per source ({PROFILE})");
 
 # %%
-pair_frame = pd.DataFrame(pairs)
-pair_frame[["problem_id", "chosen_source", "score_chosen", "rejected_source", "score_rejected"]].head(10)
+columns = ["problem_id", "chosen_source", "score_chosen", "rejected_source", "score_rejected"]
+pd.DataFrame(pairs, columns=columns).head(10)
 
 # %% [markdown]
 ## Explore the ranked responses
