@@ -368,8 +368,9 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
         return {**summary, "skipped": True}
     check_sft_weight(tc.sft_weight)
     records = load_training_records(run_dir, tc.mode)
-    if force and checkpoints.exists() and _is_main_process():
-        shutil.rmtree(checkpoints)
+    if force and _is_main_process():  # a fresh run: old checkpoints must not be resumed, nor an old summary kept
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        (adapter_dir / SUMMARY_FILE).unlink(missing_ok=True)
 
     start = time.perf_counter()
     model, tokenizer = setup_model(config.model.student, tc)
@@ -388,7 +389,7 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
     last = None if force or not checkpoints.is_dir() else get_last_checkpoint(str(checkpoints))
     trainer.train(resume_from_checkpoint=last)
     summary = _summary(trainer, stats, time.perf_counter() - start, len(groups), tc.finetune)
-    summary["resumed_from"] = last
+    summary.update(resumed_from=last, skipped=False)
 
     trainer.save_model(str(adapter_dir))  # adapter only for (Q)LoRA; the full model otherwise
     if trainer.is_world_process_zero():
