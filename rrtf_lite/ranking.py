@@ -10,10 +10,12 @@ no numbers. Ours (all in ``RankConfig``):
 - teacher feedback: at the *same outcome* (equal score) the teacher ranks above the student by ``tie_gap`` = 0.25.
   A pair whose teacher scores below its student is dropped (and counted), as the paper filters such data.
 
-Pairs are (teacher, student) for every teacher and student response of a prompt. Responses without code cannot
-be a training target: they are executed as level 0 with the reason "no usable code", counted, and left out of
-pairs and groups. Groups (listwise RRHF mode) hold every response with code and the same scores, the teacher's
-raised by ``tie_gap`` where it ties a student.
+Pairs are (teacher, student) for every teacher and student response of a prompt. A response without usable
+code scores as level 0 with the reason "no usable code" and is counted. A student's such response still enters
+pairs and groups as a *rejected* response, with its raw text as the target (there is no code to extract, and
+pushing a code-less answer below the teacher's code is exactly what the student should learn); a teacher
+response without code cannot be a target and is left out. Groups (listwise RRHF mode) hold the same responses
+and scores, the teacher's raised by ``tie_gap`` where it ties a student.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ def _program(problem: dict, code: str) -> str:
 def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list[dict], cfg: RankConfig) -> tuple:
     """(pairs, groups, stats) from executions and their samples; see the module docstring for the rules."""
     code_of = {_key(s): s.get("code") for s in samples}
+    raw_of = {_key(s): s.get("response", "") for s in samples}
     by_problem: dict[str, list[dict]] = {}
     for e in executions:
         by_problem.setdefault(e["problem_id"], []).append(e)
@@ -60,10 +63,10 @@ def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list
     kept = dropped = 0
     for pid, runs in by_problem.items():
         prompt = build_prompt(problems[pid])
-        usable = [e for e in runs if code_of.get(_key(e)) is not None]
+        usable = [e for e in runs if code_of.get(_key(e)) is not None or (e["source"] == "student" and raw_of[_key(e)])]
         teachers = [e for e in usable if e["source"] == "teacher"]
         students = [e for e in usable if e["source"] == "student"]
-        target = {_key(e): format_target(code_of[_key(e)]) for e in usable}
+        target = {_key(e): _target(code_of[_key(e)], raw_of[_key(e)]) for e in usable}
         for t in teachers:
             for s in students:
                 r_tea, r_stu = t["score"], s["score"]
@@ -104,6 +107,11 @@ def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list
             )
     stats = _stats(executions, samples, kept, dropped)
     return pairs, groups, stats
+
+
+def _target(code: str | None, raw: str) -> str:
+    """The training text of a response: its extracted code, or for a code-less answer its raw text."""
+    return format_target(code) if code is not None else raw.strip()
 
 
 def _key(record: dict) -> tuple[str, str, int]:

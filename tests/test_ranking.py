@@ -40,8 +40,8 @@ def _execution(source, index, level, fraction=0.0, pid="p"):
             "score": score(level, fraction, CFG), "tests": []}  # fmt: skip
 
 
-def _sample(source, index, code="def inc(x):\n    return x", pid="p"):
-    return {"problem_id": pid, "source": source, "sample_index": index, "code": code}
+def _sample(source, index, code="def inc(x):\n    return x", pid="p", response=""):
+    return {"problem_id": pid, "source": source, "sample_index": index, "code": code, "response": response}
 
 
 def test_pairs_tie_break_drop_and_no_code():
@@ -50,18 +50,25 @@ def test_pairs_tie_break_drop_and_no_code():
         _execution("student", 0, 1),  # teacher better: kept as is
         _execution("student", 1, 2, 0.5),  # same outcome: teacher gets the tie gap
         _execution("student", 2, 3, 1.0),  # teacher below the student: dropped
-        _execution("student", 3, 0),  # no code: never a training target
+        _execution("student", 3, 0),  # no code: rejected with its raw text
+        _execution("teacher", 1, 0),  # a teacher reply without code: never a target
     ]
-    samples = [_sample("teacher", 0), *(_sample("student", i) for i in range(3)), _sample("student", 3, None)]
+    samples = [
+        _sample("teacher", 0),
+        *(_sample("student", i) for i in range(3)),
+        _sample("student", 3, None, response="Sorry, I cannot help. "),
+        _sample("teacher", 1, None, response="Here is the idea in words."),
+    ]
     pairs, groups, stats = build_pairs({"p": PROBLEM}, executions, samples, CFG)
     kept = [(p["rejected_index"], p["score_chosen"], p["score_rejected"]) for p in pairs]
-    assert kept == [(0, 2.5, 1.0), (1, 2.75, 2.5)]
+    assert kept == [(0, 2.5, 1.0), (1, 2.75, 2.5), (3, 2.5, 0.0)]
     assert all(p["chosen"].startswith("```python\n") and p["prompt"] for p in pairs)
-    assert (stats["pairs_kept"], stats["pairs_dropped"], stats["no_code"]) == (2, 1, {"student": 1})
+    assert pairs[-1]["rejected"] == "Sorry, I cannot help."
+    assert (stats["pairs_kept"], stats["pairs_dropped"], stats["no_code"]) == (3, 1, {"student": 1, "teacher": 1})
     assert stats["levels"]["student"] == {0: 1, 1: 1, 2: 1, 3: 1}
     (group,) = groups
-    assert group["sources"] == ["teacher", "student", "student", "student"]
-    assert group["scores"] == [2.75, 1.0, 2.5, 4.0]
+    assert group["sources"] == ["teacher", "student", "student", "student", "student"]
+    assert group["scores"] == [2.75, 1.0, 2.5, 4.0, 0.0]
     prefs = to_preference_records(pairs)
     assert set(prefs[0]) == {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
 
