@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -232,6 +233,11 @@ def _coerce(value, annotation, key: str, where: str):
         base = typing.get_origin(kind) or kind
         if base is float and isinstance(value, int) and not isinstance(value, bool):
             return float(value)
+        if base is float and isinstance(value, str):  # YAML 1.1 reads "1e-2" as a string
+            try:
+                return float(value)
+            except ValueError:
+                continue
         if base is bool and isinstance(value, bool):
             return value
         if base in (int, float) and isinstance(value, bool):
@@ -341,5 +347,8 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     """The resolved config, written next to a run's artifacts so the run can be repeated."""
     import yaml
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several ranks may write it at once
+    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+    tmp.replace(path)

@@ -208,8 +208,11 @@ def load_tokenizer(name: str):
     return tokenizer
 
 
-def quantization_config(quantization: str, compute_dtype=None):
-    """4-bit NF4 with double quantisation (QLoRA), 8-bit, or None."""
+def quantization_config(quantization: str, compute_dtype=None, quant_storage=None):
+    """4-bit NF4 with double quantisation (QLoRA), 8-bit, or None.
+
+    ``quant_storage`` (e.g. the compute dtype) lets FSDP / DeepSpeed ZeRO-3 shard the 4-bit weights.
+    """
     if quantization not in QUANTIZATIONS:
         raise UserError(f"Unknown quantization {quantization!r}: choose one of {', '.join(QUANTIZATIONS)}.")
     if quantization == "none":
@@ -223,6 +226,7 @@ def quantization_config(quantization: str, compute_dtype=None):
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=compute_dtype or pick_device().dtype,
+        **({"bnb_4bit_quant_storage": quant_storage} if quant_storage is not None else {}),
     )
 
 
@@ -237,7 +241,8 @@ def load_model(name: str, quantization: str = "none", device: str | None = None,
     qconfig = quantization_config(quantization, compute_dtype=dtype)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
-        kwargs["device_map"] = {"": info.device if info.device != "cuda" else 0}
+        # under accelerate/torchrun each process loads onto its own GPU
+        kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", 0)) if info.device == "cuda" else info.device}
     try:
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     except Exception as exc:  # noqa: BLE001 - any failure to read our own cache means it is damaged

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -77,7 +78,7 @@ def _record_summary(run_dir: Path, name: str, summary: dict) -> None:
     path = run_dir / "summary.json"
     summaries = json.loads(path.read_text()) if path.exists() else {}
     summaries[name] = summary
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".summary.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(summaries, indent=2, default=str))
     tmp.replace(path)
 

@@ -24,6 +24,7 @@ def test_profiles_differ_only_by_their_overrides():
 
 def test_overrides_are_typed():
     config = load_config("tiny", overrides=["train.max_steps=10", "eval.ks=[1, 5]", "train.learning_rate=1"])
+    assert load_config("tiny", overrides=["train.learning_rate=1e-2"]).train.learning_rate == 0.01
     assert config.train.max_steps == 10
     assert config.eval.ks == [1, 5]
     assert config.train.learning_rate == 1.0 and isinstance(config.train.learning_rate, float)
@@ -35,6 +36,7 @@ def test_overrides_are_typed():
     [
         ("train.lr=1", "unknown config key 'train.lr'"),
         ("train.max_steps=abc", "train.max_steps must be int"),
+        ("train.learning_rate=fast", "train.learning_rate must be float"),
         ("train.gradient_checkpointing=3", "must be bool"),
         ("train=3", "is a section"),
         ("max_steps", "must look like section.key=value"),
