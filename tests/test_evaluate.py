@@ -89,6 +89,20 @@ def test_build_program_completes_humaneval_answers(humaneval20):
     assert ev.build_program(p, None) is None and ev.build_program(p, "  \n") is None
 
 
+def test_truncated_answers_and_example_usage_are_cleaned(humaneval20):
+    p = humaneval20[0]
+    fn = "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return False\n"
+    cut = fn + "\n# Example usage:\nprint(has_close_elements([1.0, 2.0], 0.5))\nprint(has_close_elements([(((("
+    complete = fn + "\n# Example usage:\nprint(has_close_elements([1.0, 2.0], 0.5))\n"
+    assert ev.trim_truncated(cut, p["entry_point"]) == complete  # the last whole statement is kept
+    program = ev.build_program(p, cut)
+    assert program is not None and "print" not in program and "def has_close_elements" in program
+    usage = fn + 'assert has_close_elements([], 1.0) is True\nif __name__ == "__main__":\n    main()\nx = 1; print(x)\n'
+    assert ev.drop_example_usage(usage) == fn + "x = 1; print(x)\n"  # a shared line is left alone
+    cut_in_function = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < thr"
+    assert ev.build_program(p, cut_in_function) is None
+
+
 def test_build_program_keeps_seed_code_as_is(seed_heldout):
     p = seed_heldout[0]
     assert ev.build_program(p, p["reference_solution"]).strip() == p["reference_solution"].strip()
@@ -211,7 +225,9 @@ def _tiny_adapter(folder):
 
 
 def test_stage_on_tiny_profile_writes_and_reuses(tmp_path, monkeypatch):
-    config = load_config("tiny", overrides={"eval.humaneval_limit": 3, "eval.heldout_limit": 2, "eval.max_new_tokens": 8})
+    config = load_config(
+        "tiny", overrides={"eval.humaneval_limit": 3, "eval.heldout_limit": 2, "eval.max_new_tokens": 8}
+    )
     run_dir = tmp_path / "run"
     report = ev.evaluate(config, run_dir)
     for name in ("eval_before_humaneval", "eval_before_heldout"):
