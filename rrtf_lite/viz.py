@@ -108,40 +108,71 @@ def plot_loss(log_history: list[dict], path: str | Path | None = None, title: st
 
 
 # ---------------------------------------------------------------- evolution
-def evolution_counts(stats: list[dict] | dict) -> dict[str, dict[int, int]]:
-    """``{method: {round: count}}`` from problem records (``evol_method``/``evol_round``) or a mapping.
+def _count(value: dict | int) -> int:
+    return sum(value.values()) if isinstance(value, dict) else int(value)
 
-    A mapping may be ``{method: {round: n}}`` or ``{method: n}`` (one round); originals count as "seed".
+
+def evolution_table(stats: list[dict] | dict) -> list[dict]:
+    """Rows ``{"round", "method", "kept", "dropped"}`` from any of:
+
+    - the evolve stage's ``evol_stats.json`` (its ``table``: attempted/kept/dropped-by-reason per round and method);
+    - problem records (``evol_method``/``evol_round``; originals count as method "seed", round 0), all kept;
+    - a mapping ``{method: {round: kept}}`` or ``{method: kept}``.
     """
+    if isinstance(stats, dict) and "table" in stats:
+        return [
+            {
+                "round": int(r["round"]),
+                "method": r["method"],
+                "kept": int(r.get("kept", 0)),
+                "dropped": sum(r["dropped"].values())
+                if isinstance(r.get("dropped"), dict)
+                else int(r.get("dropped", 0)),
+            }
+            for r in stats["table"]
+        ]
     if isinstance(stats, dict):
-        return {
-            str(m): ({int(r): int(n) for r, n in v.items()} if isinstance(v, dict) else {1: int(v)})
+        return [
+            {"round": int(rnd), "method": str(m), "kept": int(n), "dropped": 0}
             for m, v in stats.items()
-        }
+            for rnd, n in (v.items() if isinstance(v, dict) else [(1, v)])
+        ]
     counts = Counter((p.get("evol_method") or "seed", int(p.get("evol_round") or 0)) for p in stats)
-    out: dict[str, dict[int, int]] = {}
-    for (method, rnd), n in sorted(counts.items()):
-        out.setdefault(method, {})[rnd] = n
-    return out
+    return [{"round": r, "method": m, "kept": n, "dropped": 0} for (m, r), n in sorted(counts.items())]
 
 
-def plot_evolution(stats: list[dict] | dict, path: str | Path | None = None, title: str = "evolved problems"):
-    """Stacked bars: problems per evolution method, one colour per round."""
+def plot_evolution(stats: list[dict] | dict, path: str | Path | None = None, title: str = "Evol-Instruct"):
+    """Per method, one bar per round: kept problems (solid) with the eliminated ones stacked on top (hatched);
+    with ``evol_stats.json`` a second panel shows why problems were eliminated."""
     plt = _pyplot()
-    counts = evolution_counts(stats)
-    methods = list(counts)
-    rounds = sorted({r for v in counts.values() for r in v})
-    fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(methods) + 2), 3.8))
-    bottom = [0] * len(methods)
-    for rnd in rounds:
-        heights = [counts[m].get(rnd, 0) for m in methods]
-        ax.bar(range(len(methods)), heights, bottom=bottom, label=f"round {rnd}")
-        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    rows = evolution_table(stats)
+    reasons = stats.get("dropped") if isinstance(stats, dict) and isinstance(stats.get("dropped"), dict) else {}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    rounds = sorted({r["round"] for r in rows})
+    ncols = 2 if reasons else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(max(5, 1.2 * len(methods) + 2) + 4 * (ncols - 1), 3.8), squeeze=False)
+    ax = axes[0][0]
+    width = 0.8 / max(len(rounds), 1)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, rnd in enumerate(rounds):
+        cell = {r["method"]: r for r in rows if r["round"] == rnd}
+        xs = [i + (j - (len(rounds) - 1) / 2) * width for i in range(len(methods))]
+        kept = [cell.get(m, {}).get("kept", 0) for m in methods]
+        dropped = [cell.get(m, {}).get("dropped", 0) for m in methods]
+        color = colors[j % len(colors)]
+        ax.bar(xs, kept, width, color=color, label=f"round {rnd} kept")
+        if any(dropped):
+            ax.bar(xs, dropped, width, bottom=kept, color=color, alpha=0.3, hatch="//", label=f"round {rnd} dropped")
     ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
     ax.set_ylabel("problems")
     ax.set_title(title)
     if rounds:
-        ax.legend()
+        ax.legend(fontsize=8)
+    if reasons:
+        names = sorted(reasons, key=lambda k: -reasons[k])
+        axes[0][1].barh(names, [reasons[k] for k in names], color="#c0504d")
+        axes[0][1].invert_yaxis()
+        axes[0][1].set_title("eliminated: why")
     return _finish(fig, path)
 
 
@@ -150,7 +181,7 @@ def _executions_for(group: dict, executions: list[dict]) -> list[dict | None]:
     """The execution of each response of a group.
 
     Uses the group's ``sample_indices`` when present; otherwise the i-th response of a source is matched to
-    that source's i-th execution in sample_index order (groups list responses in sampling order).
+    that source's i-th execution in file order, the order in which the rank stage builds groups.
     """
     mine = [e for e in executions if e["problem_id"] == group["problem_id"]]
     by_key = {(e["source"], e["sample_index"]): e for e in mine}
@@ -158,7 +189,7 @@ def _executions_for(group: dict, executions: list[dict]) -> list[dict | None]:
     if indices:
         return [by_key.get((s, i)) for s, i in zip(group["sources"], indices, strict=True)]
     per_source: dict[str, list[dict]] = {}
-    for e in sorted(mine, key=lambda e: e["sample_index"]):
+    for e in mine:
         per_source.setdefault(e["source"], []).append(e)
     seen: Counter = Counter()
     out = []

@@ -42,15 +42,37 @@ def test_loss_curves(tmp_path):
     assert is_png(tmp_path / "loss.png")
 
 
-def test_evolution_from_records_and_mappings(tmp_path):
+def test_evolution_from_stage_stats_records_and_mappings(tmp_path):
+    stats = {  # the shape of the evolve stage's evol_stats.json
+        "dropped": {"no_function": 3, "sorry": 1},
+        "table": [
+            {"round": 1, "method": "add_constraints", "attempted": 3, "kept": 1, "dropped": {"no_function": 2}},
+            {"round": 2, "method": "add_constraints", "attempted": 2, "kept": 1, "dropped": {"sorry": 1}},
+            {"round": 1, "method": "breadth", "attempted": 1, "kept": 0, "dropped": {"no_function": 1}},
+        ],
+    }
+    assert viz.evolution_table(stats)[0] == {"round": 1, "method": "add_constraints", "kept": 1, "dropped": 2}
+    fig = viz.plot_evolution(stats)
+    assert len(fig.axes) == 2  # counts per method/round, and the elimination reasons
+    viz.plot_evolution(stats, tmp_path / "evol_stats.png")
+    assert is_png(tmp_path / "evol_stats.png")
+
     problems = [
         {"evol_method": None, "evol_round": 0},
         {"evol_method": "add_constraints", "evol_round": 1},
         {"evol_method": "add_constraints", "evol_round": 2},
         {"evol_method": "complexity", "evol_round": 1},
     ]
-    assert viz.evolution_counts(problems) == {"add_constraints": {1: 1, 2: 1}, "complexity": {1: 1}, "seed": {0: 1}}
-    assert viz.evolution_counts({"breadth": 3, "complexity": {"1": 2}}) == {"breadth": {1: 3}, "complexity": {1: 2}}
+    assert {(r["method"], r["round"], r["kept"]) for r in viz.evolution_table(problems)} == {
+        ("seed", 0, 1),
+        ("add_constraints", 1, 1),
+        ("add_constraints", 2, 1),
+        ("complexity", 1, 1),
+    }
+    assert viz.evolution_table({"breadth": 3, "complexity": {"1": 2}}) == [
+        {"round": 1, "method": "breadth", "kept": 3, "dropped": 0},
+        {"round": 1, "method": "complexity", "kept": 2, "dropped": 0},
+    ]
     viz.plot_evolution(problems, tmp_path / "evol.png")
     assert is_png(tmp_path / "evol.png")
 
@@ -65,10 +87,10 @@ def _group_and_executions():
     }
     tests_ok = [{"status": "pass", "error_type": None, "message": None}]
     executions = [
-        {"problem_id": "seed/x", "source": "student", "sample_index": 1, "level": 0, "pass_fraction": 0.0,
-         "score": 0.0, "tests": [{"status": "error", "error_type": "SyntaxError", "message": "<b>bad</b>"}]},
         {"problem_id": "seed/x", "source": "student", "sample_index": 0, "level": 2, "pass_fraction": 0.5,
          "score": 2.5, "tests": tests_ok + [{"status": "fail", "error_type": "AssertionError", "message": None}]},
+        {"problem_id": "seed/x", "source": "student", "sample_index": 1, "level": 0, "pass_fraction": 0.0,
+         "score": 0.0, "tests": [{"status": "error", "error_type": "SyntaxError", "message": "<b>bad</b>"}]},
         {"problem_id": "seed/x", "source": "teacher", "sample_index": 0, "level": 3, "pass_fraction": 1.0,
          "score": 4.25, "tests": tests_ok * 2},
         {"problem_id": "other", "source": "teacher", "sample_index": 0, "level": 3, "pass_fraction": 1.0,
@@ -84,6 +106,8 @@ def test_responses_are_matched_to_their_executions():
     html = viz.response_cards_html(group, executions)
     assert html.index("#1 teacher") < html.index("#2 student") < html.index("#3 student")
     assert "&lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html  # messages are escaped
+    with_indices = dict(group, sample_indices=[1, 0, 0])  # explicit indices win over file order
+    assert [e["sample_index"] for e in viz._executions_for(with_indices, executions)] == [1, 0, 0]
 
 
 def test_explorer_builds_a_widget():
