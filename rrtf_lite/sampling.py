@@ -110,22 +110,15 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     s = config.sampling
     # sampling.student is optional: the HF student unless a config names another backend (e.g. vllm)
     student_cfg = getattr(s, "student", None) or BackendConfig(kind="hf")
-    teacher_greedy = s.teacher_samples == 1
     with ResumableWriter(out_path, SAMPLE_KEY, kind="sample") as writer:
         total = len(problems) * (s.k + s.teacher_samples)
         bar = tqdm(total=total, initial=len(writer), desc="sample", unit="sample", mininterval=1.0)
         before = len(writer)
         rates = {}
+        teacher_t, teacher_p = (0.0, 1.0) if s.teacher_samples == 1 else (s.temperature, s.top_p)  # 1: greedy
         plans = [
             ("student", student_cfg, s.temperature, s.top_p, s.k, max(1, s.batch_size // max(1, s.k))),
-            (
-                "teacher",
-                s.teacher,
-                0.0 if teacher_greedy else s.temperature,
-                1.0 if teacher_greedy else s.top_p,
-                s.teacher_samples,
-                max(1, s.batch_size),
-            ),
+            ("teacher", s.teacher, teacher_t, teacher_p, s.teacher_samples, max(1, s.batch_size)),
         ]
         for source, backend, temperature, top_p, n, group_size in plans:
             groups = _groups(problems, group_size)
@@ -144,6 +137,6 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
             for group in pending:
                 job.run(group, derive_seed(config.seed, source, *(p["id"] for p in group)), s.max_new_tokens)
             rates[source] = round(job.tokens / job.seconds, 2) if job.seconds else None
-            del generator  # free the student before loading the teacher
+            del job, generator  # free the student before loading the teacher
         bar.close()
         return _summary(writer.records, len(problems), out_path, len(writer) - before, rates)
