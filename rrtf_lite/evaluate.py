@@ -275,15 +275,32 @@ def prompt_format(generator=None) -> dict:
 
 
 def adapter_fingerprint(adapter_dir: str | Path | None) -> str | None:
-    """Short hash of the adapter's files, so a retrained adapter is never scored with stale results."""
+    """Short hash of the adapter's files, so a retrained adapter is never scored with stale results.
+
+    Files over 64 MB (a fully fine-tuned model) are identified by size and mtime instead of content.
+    """
     if adapter_dir is None:
         return None
     digest = hashlib.sha256()
     for path in sorted(Path(adapter_dir).rglob("*")):
         if path.is_file():
+            stat = path.stat()
             digest.update(str(path.relative_to(adapter_dir)).encode())
-            digest.update(path.read_bytes())
+            big = stat.st_size > 64 * 2**20
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode() if big else path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def trained_model_dir(run_dir: Path) -> Path | None:
+    """``run_dir/adapter`` when it holds a LoRA adapter or (full fine-tuning) a model, else None."""
+    folder = Path(run_dir) / "adapter"
+    if not any((folder / name).is_file() for name in ("adapter_config.json", "config.json")):
+        return None
+    if not (folder / "train_summary.json").is_file():
+        print(
+            f"[evaluate] warning: {folder} has no train_summary.json: training may not have finished", file=sys.stderr
+        )
+    return folder
 
 
 def _fingerprint(model: str, adapter_fp: str | None, decoding: dict) -> str:
@@ -519,8 +536,7 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = config.eval
     datasets = load_datasets(config) if datasets is None else datasets
-    adapter_dir = run_dir / "adapter"
-    phases = {"before": None, "after": adapter_dir if (adapter_dir / "adapter_config.json").is_file() else None}
+    phases = {"before": None, "after": trained_model_dir(run_dir)}
     decoding = decoding_settings(cfg, config.seed)
     summaries: dict[str, dict[str, dict]] = {}
     checked: set[str] = set()

@@ -255,3 +255,21 @@ def test_stage_on_tiny_profile_writes_and_reuses(tmp_path, monkeypatch):
     assert "delta_pass@1" in after["rows"][1]
     table = ev.format_report_table(after)
     assert table.count("\n") == 5 and "| heldout | after |" in table
+
+
+def test_a_retrained_adapter_makes_old_results_stale(tmp_path):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v1")
+    first = ev.adapter_fingerprint(adapter)
+    assert ev.trained_model_dir(tmp_path) == adapter
+    (adapter / "adapter_model.safetensors").write_bytes(b"weights v2")
+    assert ev.adapter_fingerprint(adapter) != first
+    summary = tmp_path / "eval_after_humaneval.json"
+    summary.write_text(json.dumps({"fingerprint": first, "problem_ids": ["HumanEval/0"]}))
+    assert ev._reusable(summary, {"fingerprint": first, "problem_ids": ["HumanEval/0"]}) is not None
+    assert (
+        ev._reusable(summary, {"fingerprint": ev.adapter_fingerprint(adapter), "problem_ids": ["HumanEval/0"]}) is None
+    )
+    assert ev.trained_model_dir(tmp_path / "nothing") is None
