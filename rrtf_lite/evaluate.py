@@ -205,6 +205,8 @@ def harness_sanity_check(problems: list[dict], workers: int = 2, timeout: float 
         elif not is_reference and passed:
             failures.append(f"{p['id']}: a broken solution ({program.splitlines()[-1].strip()}) passes all tests")
     n_ref = len(checkable)
+    if n_ref < len(problems):
+        print(f"[evaluate] harness check: {len(problems) - n_ref} problems have no reference solution", file=sys.stderr)
     if failures:
         shown = "\n  ".join(failures[:10]) + (f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else "")
         raise RuntimeError(
