@@ -108,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             summary = pipeline.run_stage(args.command, config, force=args.force)
         print(json.dumps(summary, indent=2, default=str))
+        if args.command == "evaluate":
+            from rrtf_lite.evaluate import format_report_table
+
+            print("\n" + format_report_table(summary))
         return 0
     except UserError as exc:
         print(f"rrtf-lite: error: {exc}", file=sys.stderr)

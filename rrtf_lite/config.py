@@ -47,18 +47,18 @@ class BackendConfig:
 @dataclass
 class DataConfig:
     seed_split: str = "train"  # seed problems that enter the pipeline: train | heldout | all
-    max_problems: int | None = 24  # cap (None: all)
+    max_problems: int | None = 16  # cap (None: all)
     hub_dataset: str | None = None  # e.g. "sahil2801/CodeAlpaca-20k" when a hub is reachable
 
 
 @dataclass
 class EvolConfig:
     rounds: int = 1
-    problems_per_round: int = 8  # parents evolved per round
+    problems_per_round: int = 4  # parents evolved per round
     methods: list[str] = field(default_factory=lambda: list(EVOL_METHODS))
     evolver: BackendConfig = field(default_factory=BackendConfig)
     test_writer: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
-    max_new_tokens: int = 256
+    max_new_tokens: int = 192
     temperature: float = 0.7
     min_tests: int = 3
 
@@ -68,7 +68,7 @@ class SamplingConfig:
     k: int = 4  # student samples per problem
     temperature: float = 0.8
     top_p: float = 0.95
-    max_new_tokens: int = 256
+    max_new_tokens: int = 192
     batch_size: int = 8
     teacher: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
     teacher_samples: int = 1
@@ -112,9 +112,9 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    humaneval_limit: int | None = None  # None: all 164
-    heldout_limit: int | None = None  # None: the whole held-out split of the seed problems
-    max_new_tokens: int = 384
+    humaneval_limit: int | None = 16  # None: all 164
+    heldout_limit: int | None = 24  # None: the whole held-out split of the seed problems
+    max_new_tokens: int = 256
     batch_size: int = 8
     n_samples: int = 1  # 1: greedy pass@1; >1: sampled, pass@k for k in ks
     temperature: float = 0.2
@@ -171,6 +171,8 @@ PROFILES: dict[str, dict[str, object]] = {
         "train.grad_accum": 8,
         "train.max_prompt_length": 512,
         "train.max_response_length": 1024,
+        "eval.humaneval_limit": None,
+        "eval.heldout_limit": None,
         "eval.batch_size": 16,
         "eval.max_new_tokens": 512,
     },
@@ -198,6 +200,8 @@ PROFILES: dict[str, dict[str, object]] = {
         "train.learning_rate": 1e-4,
         "train.max_prompt_length": 1024,
         "train.max_response_length": 1024,
+        "eval.humaneval_limit": None,
+        "eval.heldout_limit": None,
         "eval.n_samples": 20,
         "eval.ks": [1, 10],
         "eval.batch_size": 64,

@@ -103,6 +103,7 @@ def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list
                     "responses": [target[_key(e)] for e in usable],
                     "scores": scores,
                     "sources": [e["source"] for e in usable],
+                    "sample_indices": [e["sample_index"] for e in usable],
                 }
             )
     stats = _stats(executions, samples, kept, dropped)

@@ -131,6 +131,7 @@ class Group:
     responses: list[str]
     scores: list[float]
     sources: list[str]
+    sample_indices: list[int] = field(default_factory=list)  # which sample each response was
 
 
 @dataclass

@@ -69,6 +69,7 @@ def test_pairs_tie_break_drop_and_no_code():
     (group,) = groups
     assert group["sources"] == ["teacher", "student", "student", "student", "student"]
     assert group["scores"] == [2.75, 1.0, 2.5, 4.0, 0.0]
+    assert group["sample_indices"] == [0, 0, 1, 2, 3]
     prefs = to_preference_records(pairs)
     assert set(prefs[0]) == {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
 
