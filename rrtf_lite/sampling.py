@@ -16,7 +16,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from rrtf_lite.backends import Generator, extract_code, make_generator
+from rrtf_lite.backends import Generator, ReferenceTeacher, extract_code, make_generator
 from rrtf_lite.config import BackendConfig, RunConfig
 from rrtf_lite.errors import UserError
 from rrtf_lite.prompts import build_prompt
@@ -42,6 +42,13 @@ class _Run:
         self.writer, self.bar, self.source, self.generator = writer, bar, source, generator
         self.temperature, self.top_p, self.n = temperature, top_p, n
         self.tokens, self.seconds = 0, 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Generated tokens/s; None for the reference teacher, which generates nothing."""
+        if isinstance(self.generator, ReferenceTeacher) or not self.seconds:
+            return None
+        return round(self.tokens / self.seconds, 2)
 
     def missing(self, problem: dict) -> list[int]:
         return [j for j in range(self.n) if not self.writer.done((problem["id"], self.source, j))]
@@ -77,8 +84,8 @@ class _Run:
                     }
                 )
                 self.bar.update(1)
-        if self.seconds:
-            self.bar.set_postfix_str(f"{self.source} {self.tokens / self.seconds:.1f} tok/s")
+        if self.rate is not None:
+            self.bar.set_postfix_str(f"{self.source} {self.rate:.1f} tok/s")
 
 
 def _summary(records: list[dict], n_problems: int, path: Path, generated: int, rates: dict) -> dict:
@@ -136,7 +143,7 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
             job = _Run(writer, bar, source, generator, temperature, top_p, n)
             for group in pending:
                 job.run(group, derive_seed(config.seed, source, *(p["id"] for p in group)), s.max_new_tokens)
-            rates[source] = round(job.tokens / job.seconds, 2) if job.seconds else None
+            rates[source] = job.rate
             del job, generator  # free the student before loading the teacher
         bar.close()
         return _summary(writer.records, len(problems), out_path, len(writer) - before, rates)
