@@ -47,7 +47,7 @@ class BackendConfig:
 @dataclass
 class DataConfig:
     seed_split: str = "train"  # seed problems that enter the pipeline: train | heldout | all
-    max_problems: int | None = 16  # cap (None: all)
+    max_problems: int | None = 12  # cap (None: all)
     hub_dataset: str | None = None  # e.g. "sahil2801/CodeAlpaca-20k" when a hub is reachable
 
 
@@ -70,6 +70,7 @@ class SamplingConfig:
     top_p: float = 0.95
     max_new_tokens: int = 192
     batch_size: int = 8
+    student: BackendConfig = field(default_factory=BackendConfig)  # hf (local) or vllm for full-size runs
     teacher: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
     teacher_samples: int = 1
 
@@ -190,6 +191,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "sampling.k": 8,
         "sampling.max_new_tokens": 1024,
         "sampling.batch_size": 256,
+        "sampling.student.kind": "vllm",
         "sampling.teacher.kind": "openai",
         "sampling.teacher.model": "gpt-4o-mini",
         "rank.workers": 16,
