@@ -542,6 +542,7 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
     decoding = decoding_settings(cfg, config.seed)
     summaries: dict[str, dict[str, dict]] = {}
     checked: set[str] = set()
+    evaluated = 0  # evaluations actually run (0: every result was reused)
     for phase, adapter in phases.items():
         if phase == "after" and adapter is None:
             continue
@@ -575,11 +576,13 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
                 summary = out["summary"]
                 _write_json(json_path, summary)
                 checked.add(name)
+                evaluated += 1
             summaries.setdefault(phase, {})[name] = summary
         del generator
     report = build_report(summaries, config, run_dir)
     write_report(report, run_dir)
-    return _without(report, "summaries")  # the details stay in report.json and eval_*.json
+    # the details stay in report.json and eval_*.json
+    return {**_without(report, "summaries"), "skipped": evaluated == 0}
 
 
 # ---------------------------------------------------------------- the report

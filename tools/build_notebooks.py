@@ -968,10 +968,10 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 
 | profile | hardware | student | time (pipeline) | memory |
 |---|---|---|---|---|
-| `tiny` | any CPU | random 2-layer model | about a minute | < 2 GB RAM |
-| `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | about 15 min (generation ≈ 48 tokens/s) | ≈ 3 GB RAM |
-| `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | about an hour | a few GB of GPU memory |
-| `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | hours; sampling dominates | see below |
+| `tiny` | any CPU | random 2-layer model | about a minute (measured: 55 s on 2 cores) | < 2 GB RAM |
+| `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | measured: 9.5 min including the first model conversion | 2.6 GB peak RAM (measured) |
+| `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured (estimate: about an hour) | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
+| `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (estimate: hours; sampling dominates) | see below |
 
 Reference points: SmolLM2-135M-Instruct solves 10 of 164 HumanEval problems greedily (6.1 %) and needs
 about 14 minutes for the whole set on 2 cores. Published QLoRA runs on a T4 peak at 6.5 GB (Llama-3.2-3B)
