@@ -214,10 +214,20 @@ class Zygote:
             return False  # MS_REC | MS_PRIVATE
         for d in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/dev/mqueue"):
             if os.path.isdir(d) and not os.path.islink(d) and os.stat(d).st_mode & 0o002:
+                # an interpreter living under d (a venv in /tmp/checkout/.venv, say) must stay visible
+                keep = sorted({p for p in (sys.prefix, sys.base_prefix) if p.startswith(d.rstrip("/") + "/")})
+                fds = [(p, os.open(p, os.O_RDONLY | os.O_DIRECTORY)) for p in keep]
                 size = "256m" if d == "/tmp" else "1m"
                 opts = f"size={size},mode=0755".encode()
                 if self.libc.mount(b"tmpfs", d.encode(), b"tmpfs", 2 | 4, opts) != 0:  # MS_NOSUID | MS_NODEV
                     return False
+                for path, fd in fds:  # bind the hidden trees back through their open descriptors
+                    os.makedirs(path, mode=0o755, exist_ok=True)
+                    source = f"/proc/self/fd/{fd}".encode()
+                    failed = self.libc.mount(source, path.encode(), None, MS_BIND | MS_REC, None) != 0
+                    os.close(fd)
+                    if failed:
+                        return False
         return True
 
     def _expose_python(self) -> bool:

