@@ -31,6 +31,8 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from rrtf_lite.backends import Generator, extract_code, fenced_blocks, make_generator
 from rrtf_lite.config import EVOL_METHODS, RunConfig
 from rrtf_lite.errors import UserError
@@ -440,6 +442,7 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
             parents = _pick_parents(rng, fresh, seeds + kept_all, evol.problems_per_round)
             plan = [(p, rng.choices(evol.methods, weights)[0]) for p in parents]
             todo = [(p, m) for p, m in plan if not out.done((p["id"], round_, m))]
+            bar = tqdm(total=len(todo), desc=f"evolve round {round_}", unit="problem", disable=not todo)
             for start in range(0, len(todo), chunk):
                 batch = todo[start : start + chunk]
                 evolver = generator("evolver", evol.evolver)
@@ -481,6 +484,9 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
                     )
                 for record in records:
                     out.write(record)
+                bar.update(len(batch))
+                bar.set_postfix(kept=sum(r["status"] == "kept" for r in out.records if r["round"] == round_))
+            bar.close()
             attempts = [a for a in out.records if a["round"] == round_]
             fresh = [a["problem"] for a in attempts if a["status"] == "kept"]
             kept_all += fresh

@@ -237,6 +237,7 @@ def load_model(name: str, quantization: str = "none", device: str | None = None,
     info = pick_device(device)
     dtype = dtype or info.dtype
     source = resolve(name)
+    print(f"[rrtf-lite] loading {name} ({quantization}) on {info.describe()}", flush=True)
     kwargs = {"dtype": dtype}
     qconfig = quantization_config(quantization, compute_dtype=dtype)
     if qconfig is not None:
