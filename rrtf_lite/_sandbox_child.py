@@ -6,7 +6,9 @@ standard library. The zygote stays trusted: it never runs candidate code, it enf
 never sees expected values (the caller keeps them and compares). Each candidate runs in a forked child that is
 PID 1 of a fresh PID namespace (killing it kills every process it started, ``setsid`` or not), inside the
 zygote's empty network namespace and private ``/tmp``, as uid ``nobody`` with resource limits. The child reports
-over a private pipe with a per-child nonce; values travel as plain JSON with exact type tags (see ``tag``).
+over a private pipe with a per-child nonce; values travel as plain JSON with exact type tags (see ``tag``). The
+nonce stops stray writes only: candidate code can read it from its interpreter, so the zygote treats every frame
+as untrusted input (indices checked, never trusted to be well-formed) and the caller decides pass or fail.
 
 ``tag``/``untag`` are imported by the caller too; nothing else here runs on import.
 """
@@ -416,7 +418,7 @@ class Zygote:
                             return {"status": "error", "type": str(frame[1]), "msg": str(frame[2])}, start, False
                         if kind == "imported" and not imported:
                             imported, deadline = True, time.monotonic() + timeout
-                        elif kind == "start" and cur is None and frame[1] == nxt:
+                        elif kind == "start" and cur is None and frame[1] == nxt < len(records):
                             cur, deadline = nxt, time.monotonic() + timeout
                             records[cur] = {"status": "ok", "type": None, "msg": None, "events": []}
                         elif kind == "a" and cur is not None:

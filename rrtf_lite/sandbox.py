@@ -15,10 +15,13 @@ Why it is built like this (see docs and ``_sandbox_child.py``):
   ``nobody`` with resource limits, and is killed with everything it started after every candidate.
 - Deadlines are per test and enforced from outside; after a timeout or crash the remaining tests continue in a
   fresh child, so partial counts survive.
-- Success cannot be faked: each ``assert`` is rewritten so that the child only *reports* values (plain data with
+- Success is hard to fake: each ``assert`` is rewritten so that the child only *reports* values (plain data with
   exact type tags, over a private pipe with a nonce); this process compares them. Literal expected values never
   leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or forged output
-  never turns into a pass.
+  never turns into a pass. The nonce stops stray writes, not a candidate that reads it out of its own interpreter
+  (``sys._getframe``): such a candidate can forge reports, but a test passes only when every one of its asserts
+  reported values that satisfy the comparison here, so forging still needs the hidden expected values. Only an
+  assert with no literal to hide (``assert f(x)``, ``assert f(x) is True``) can be forged into a pass.
 """
 
 from __future__ import annotations
@@ -194,7 +197,11 @@ def _short(value: object) -> str:
 def _grade(plan: _Plan, raw: dict) -> TestResult:
     """One test's verdict from the values the child reported; the comparison happens here, on plain data."""
     try:
+        reported = set()
         for k, values in raw.get("events", []):
+            if not 0 <= k < len(plan.asserts):
+                raise ValueError(f"report for assert {k}, the test has {len(plan.asserts)}")
+            reported.add(k)
             spec = plan.asserts[k]
             if len(values) != sum(not literal for literal, _ in spec.slots):
                 raise ValueError("wrong number of reported values")
@@ -211,6 +218,8 @@ def _grade(plan: _Plan, raw: dict) -> TestResult:
         return TestResult("error", type(e).__name__, str(e)[:500])
     status = raw["status"]
     if status == "ok":
+        if len(reported) < len(plan.asserts):  # every assert of our tests runs; a silent one means a forged report
+            return TestResult("error", "ProtocolError", "an assert of this test never reported its values")
         return TestResult("pass")
     return TestResult("timeout" if status == "timeout" else "error", raw.get("type"), raw.get("msg"))
 

@@ -91,6 +91,19 @@ CASES: dict[str, tuple] = {
         "    except OSError:\n        pass\ndef f(x):\n    return x + 1",
         1,
     ),
+    "stolen_nonce_forged_passes": (
+        "import sys, os, json\nfr = sys._getframe(1)\nnonce, job = fr.f_locals['nonce'], fr.f_locals['job']\n"
+        "def w(*f):\n    os.write(3, (nonce + ' ' + json.dumps(f) + '\\n').encode())\nw('imported')\n"
+        "for i in range(fr.f_locals['start'], len(job['tests'])):\n    w('start', i)\n    w('end', i)\n"
+        "w('done')\nos._exit(0)",
+        1,
+    ),
+    "stolen_nonce_frames_past_the_end": (
+        "import sys, os, json\nfr = sys._getframe(1)\nnonce = fr.f_locals['nonce']\n"
+        "def w(*f):\n    os.write(3, (nonce + ' ' + json.dumps(f) + '\\n').encode())\nw('imported')\n"
+        "for i in range(5):\n    w('start', i)\n    w('a', -1, [])\n    w('end', i)\nos._exit(0)",
+        1,
+    ),
     "scan_memory_for_expected": (
         "import gc\ndef f(x):\n    for o in gc.get_objects():\n        if type(o) is list and 31337 in o:\n"
         "            return o\n    return None",
