@@ -30,6 +30,7 @@ from transformers import Trainer
 
 from rrtf_lite.errors import UserError
 from rrtf_lite.loss import IGNORE_INDEX, check_sft_weight, rrtf_loss
+from rrtf_lite.prompts import chat_prompt
 
 FINETUNES = ("qlora", "lora", "full")
 SUMMARY_FILE = "train_summary.json"  # written last into adapter/: its presence means the stage finished
@@ -64,14 +65,6 @@ def records_to_groups(records: list[dict], mode: str) -> list[dict]:
     raise UserError(f"Unknown train.mode {mode!r}: choose pair or listwise.")
 
 
-def prompt_text(tokenizer, prompt: str) -> str:
-    """The user message in the tokenizer's chat template, ending with the assistant's generation prompt."""
-    messages = [{"role": "user", "content": prompt}]
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    return prompt + "\n"
-
-
 def tokenize_groups(
     groups: list[dict], tokenizer, max_prompt_length: int, max_response_length: int
 ) -> tuple[list[dict], TruncationStats]:
@@ -79,7 +72,7 @@ def tokenize_groups(
     stats = TruncationStats()
     features = []
     for group in groups:
-        prompt_ids = tokenizer(prompt_text(tokenizer, group["prompt"]), add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(chat_prompt(tokenizer, group["prompt"]), add_special_tokens=False)["input_ids"]
         stats.total_prompts += 1
         if len(prompt_ids) > max_prompt_length:
             prompt_ids = prompt_ids[-max_prompt_length:]
@@ -145,6 +138,9 @@ class RRTFTrainer(Trainer):
 
     def __init__(self, *args, mode: str = "pair", sft_weight: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
+        # transformers without ``loss_is_scaled_for_ga`` decides from this flag instead (True for any model whose
+        # forward takes **kwargs), and would then skip the division: gradients summed over accumulation steps
+        self.model_accepts_loss_kwargs = False
         check_sft_weight(sft_weight)
         self.mode = mode
         self.sft_weight = sft_weight
@@ -279,36 +275,6 @@ def peak_memory_gb() -> float:
     return rss / (2**30 if sys.platform == "darwin" else 2**20)
 
 
-def save_loss_plot(log_history: list[dict], path: Path) -> None:
-    """Total, rank and SFT loss per step, and pair accuracy on a second axis."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [h for h in log_history if "loss" in h]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key in ("loss", "rank_loss", "sft_loss"):
-        points = [(h["step"], h[key]) for h in rows if key in h]
-        if points:
-            ax.plot(*zip(*points, strict=True), label=key, marker="." if len(points) < 50 else None)
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    acc = [(h["step"], h["pair_accuracy"]) for h in rows if not math.isnan(h.get("pair_accuracy", math.nan))]
-    if acc:
-        ax2 = ax.twinx()
-        ax2.plot(*zip(*acc, strict=True), color="gray", linestyle="--", label="pair accuracy")
-        ax2.set_ylabel("pair accuracy")
-        ax2.set_ylim(-0.05, 1.05)
-        ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
-    ax.set_title("RRTF training")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def _save_run_config(config, folder: Path) -> None:
     if hasattr(config, "to_dict"):
         from rrtf_lite.config import save_config
@@ -398,11 +364,13 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
 
     trainer.save_model(str(adapter_dir))  # adapter only for (Q)LoRA; the full model otherwise
     if trainer.is_world_process_zero():
+        from rrtf_lite.viz import plot_loss
+
         tokenizer.save_pretrained(adapter_dir)
         _save_run_config(config, adapter_dir)
         log = {"summary": summary, "log_history": trainer.state.log_history}
         (run_dir / "train_log.json").write_text(json.dumps(log, indent=2))
-        save_loss_plot(trainer.state.log_history, run_dir / "plots" / "loss.png")
+        plot_loss(trainer.state.log_history, run_dir / "plots" / "loss.png", title="RRTF training")
         (adapter_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
     trainer.accelerator.wait_for_everyone()
     return summary
@@ -452,7 +420,7 @@ def to_dpo_dataset(pairs: list[dict], tokenizer=None):
         }
     else:
         columns = {
-            "prompt": [prompt_text(tokenizer, p["prompt"]) for p in pairs],
+            "prompt": [chat_prompt(tokenizer, p["prompt"]) for p in pairs],
             "chosen": [p["chosen"] for p in pairs],
             "rejected": [p["rejected"] for p in pairs],
         }

@@ -90,12 +90,17 @@ def plot_levels(stats: dict, path: str | Path | None = None, title: str = "execu
 
 # ---------------------------------------------------------------- training
 def plot_loss(log_history: list[dict], path: str | Path | None = None, title: str = "training loss"):
-    """Loss curves (total, rank, SFT; eval loss if logged) from ``trainer.state.log_history``."""
+    """Loss curves (total, rank, SFT; eval loss if logged) from ``trainer.state.log_history``, and the pair
+    accuracy on a second axis when it was logged (not NaN)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.6))
-    for key in ("loss", "rank_loss", "sft_loss", "eval_loss"):
+
+    def series(key):
         points = [(h["step"], h[key]) for h in log_history if isinstance(h.get(key), (int, float))]
-        points = [(s, v) for s, v in points if not math.isnan(v)]
+        return [(s, v) for s, v in points if not math.isnan(v)]
+
+    for key in ("loss", "rank_loss", "sft_loss", "eval_loss"):
+        points = series(key)
         if points:
             steps, values = zip(*points, strict=True)
             ax.plot(steps, values, label=key, marker="." if len(points) < 50 else None)
@@ -103,7 +108,14 @@ def plot_loss(log_history: list[dict], path: str | Path | None = None, title: st
     ax.set_ylabel("loss")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend()
+        ax.legend(loc="upper left")
+    accuracy = series("pair_accuracy")
+    if accuracy:
+        ax2 = ax.twinx()
+        ax2.plot(*zip(*accuracy, strict=True), color="gray", linestyle="--", label="pair accuracy")
+        ax2.set_ylabel("pair accuracy")
+        ax2.set_ylim(-0.05, 1.05)
+        ax2.legend(loc="upper right")
     return _finish(fig, path)
 
 

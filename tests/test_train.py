@@ -12,12 +12,12 @@ import torch
 
 from rrtf_lite.config import load_config
 from rrtf_lite.errors import UserError
+from rrtf_lite.prompts import chat_prompt
 from rrtf_lite.records import write_jsonl
 from rrtf_lite.train import (
     IGNORE_INDEX,
     RankCollator,
     merge_adapter,
-    prompt_text,
     records_to_groups,
     to_dpo_dataset,
     tokenize_groups,
@@ -95,7 +95,7 @@ def test_truncation_left_for_prompts_right_for_responses(tokenizer):
 
 
 def test_prompt_uses_the_chat_template(tokenizer):
-    text = prompt_text(tokenizer, "hello")
+    text = chat_prompt(tokenizer, "hello")
     assert text == tokenizer.apply_chat_template(
         [{"role": "user", "content": "hello"}], tokenize=False, add_generation_prompt=True
     )
@@ -129,7 +129,7 @@ def test_dpo_dataset_has_the_same_pairs(tokenizer):
     assert ds[1]["prompt"] == [{"role": "user", "content": pairs[1]["prompt"]}]
     assert ds[1]["rejected"][0]["content"] == pairs[1]["rejected"]
     standard = to_dpo_dataset(pairs, tokenizer)
-    assert standard[0]["prompt"] == prompt_text(tokenizer, pairs[0]["prompt"])
+    assert standard[0]["prompt"] == chat_prompt(tokenizer, pairs[0]["prompt"])
     assert standard[0]["chosen"] == pairs[0]["chosen"]
 
 
@@ -191,6 +191,16 @@ def test_resume_from_checkpoint(tmp_path):
     assert second["resumed_from"].endswith("checkpoint-2") and second["steps"] == 4
     log = json.loads((tmp_path / "train_log.json").read_text())["log_history"]
     assert [h["step"] for h in log if "loss" in h] == [1, 2, 3, 4]  # 1-2 restored from the checkpoint
+
+
+def test_gradient_accumulation_averages_micro_batches(tmp_path):
+    """The logged loss is the mean over the accumulated micro-batches (rank + SFT), not their sum."""
+    write_jsonl(tmp_path / "pairs.jsonl", make_pairs(), kind="pair")
+    train(tiny_config(finetune="lora", grad_accum=2, max_steps=2), tmp_path)
+    steps = [h for h in json.loads((tmp_path / "train_log.json").read_text())["log_history"] if "loss" in h]
+    assert len(steps) == 2
+    for h in steps:
+        assert h["loss"] == pytest.approx(h["rank_loss"] + h["sft_loss"], rel=1e-4)
 
 
 def test_full_finetune_listwise_changes_weights(tmp_path):

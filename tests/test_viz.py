@@ -38,8 +38,10 @@ def test_loss_curves(tmp_path):
         {"step": s, "loss": 2.0 / s, "rank_loss": 0.1 / s, "sft_loss": 1.9 / s, "pair_accuracy": float("nan")}
         for s in range(1, 6)
     ] + [{"step": 5, "train_runtime": 3.0}]
-    viz.plot_loss(history, tmp_path / "loss.png")
-    assert is_png(tmp_path / "loss.png")
+    fig = viz.plot_loss(history, tmp_path / "loss.png")
+    assert is_png(tmp_path / "loss.png") and len(fig.axes) == 1  # no pair accuracy logged: no second axis
+    with_accuracy = [dict(h, pair_accuracy=0.5) for h in history[:-1]]
+    assert len(viz.plot_loss(with_accuracy).axes) == 2
 
 
 def test_evolution_from_stage_stats_records_and_mappings(tmp_path):
