@@ -1033,7 +1033,8 @@ tests**. `rrtf_lite.sandbox` decides the level of a program:
 
 The code is untrusted (it comes from a model), so it never runs in this process: each candidate runs in a
 short-lived child process with resource limits, no network and a per-test deadline enforced from outside,
-and the child only *reports* values, which this process compares (a candidate cannot fake a pass).
+and the child only *reports* values, which this process compares (a lying `__eq__`, an early `sys.exit(0)` or
+printed "PASSED" lines cannot fake a pass).
 
 ## Four candidates, live
 
@@ -1081,8 +1082,8 @@ r = \begin{cases}
 $$
 
 The gap between levels matters in RRTF because the rank loss is **weighted by the score difference**
-$r_{tea} - r_{stu}$: a teacher that passes everything against a student that does not compile pulls 4× as
-hard as a half-point difference. The **tie-break** (`tie_gap`, 0.25) makes a teacher answer win when both
+$r_{tea} - r_{stu}$: a teacher that passes everything against a student that does not compile (gap 4) pulls
+8× as hard as a half-point difference. The **tie-break** (`tie_gap`, 0.25) makes a teacher answer win when both
 pass equally ("we prefer the student to learn from the teacher"), and pairs where the teacher scores
 *below* the student are **dropped**.
 
@@ -1094,8 +1095,10 @@ for level, fraction in [(0, 0.0), (1, 0.0), (2, 0.5), (3, 1.0)]:
     print(f"level {level}, pass fraction {fraction}: score {rank_score(level, fraction, config.rank)}")
 
 # %% [markdown]
-Responses without usable code (no function could be extracted) are executed as level 0, counted, and left
-out of pairs and groups: there is nothing to train on in them.
+Responses without usable code (no function could be extracted) are not run: they score as level 0 and are
+counted (`no_code` in the stats). A student's code-less reply still enters pairs and groups as the *rejected*
+answer, with its raw text as the target (pushing it below the teacher's code is what the student should
+learn); a teacher's code-less reply has nothing to imitate and is left out.
 
 # %% [markdown]
 ## The `rank` stage
