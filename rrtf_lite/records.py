@@ -251,8 +251,8 @@ def _semantic_checks(record: dict, kind: str) -> None:
         raise RecordError(f"field 'level': expected 0..3, got {record['level']}", field="level")
     if kind == "group":
         n = len(record["responses"])
-        for name in ("scores", "sources"):
-            if len(record[name]) != n:
+        for name in ("scores", "sources", "sample_indices"):
+            if len(record[name]) != n and (name != "sample_indices" or record[name]):  # [] = not recorded
                 raise RecordError(f"field '{name}': {len(record[name])} entries for {n} responses", field=name)
     if kind == "eval":
         n = len(record["completions"])

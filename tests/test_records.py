@@ -122,6 +122,10 @@ def test_group_and_eval_lengths_checked():
     g = {"problem_id": "p", "prompt": "x", "responses": ["a", "b"], "scores": [1, 2.5], "sources": ["student"]}
     with pytest.raises(RecordError, match="field 'sources': 1 entries for 2 responses"):
         validate(g, "group")
+    g["sources"] = ["student", "teacher"]
+    assert validate(g, "group")["sample_indices"] == []  # optional: older files have none
+    with pytest.raises(RecordError, match="field 'sample_indices': 1 entries for 2 responses"):
+        validate(dict(g, sample_indices=[0]), "group")
     e = {"problem_id": "p", "dataset": "humaneval", "model": "m", "completions": ["a"], "passed": [1], "levels": [3]}
     with pytest.raises(RecordError, match=r"field 'passed': expected list\[bool\], got int at \[0\]"):
         validate(e, "eval")
