@@ -362,7 +362,7 @@ def make_generator(
 
 # ---------------------------------------------------------------- code extraction
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)")
-_PY_LANGS = {"", "python", "py", "python3", "py3", "pycon", "ipython"}
+PY_LANGS = {"", "python", "py", "python3", "py3", "pycon", "ipython"}
 _CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w)")
 _CODE_LINE = re.compile(
     r"^(\s+\S|#|def |async def |class |import |from \S+ import |@\w|if __name__|return\b|"
@@ -440,7 +440,7 @@ def extract_code(text: str, entry_point: str | None = None) -> str | None:
     """
     if not text or not text.strip():
         return None
-    blocks = [code.strip("\n") for lang, code in fenced_blocks(text) if lang in _PY_LANGS or _looks_like_python(code)]
+    blocks = [code.strip("\n") for lang, code in fenced_blocks(text) if lang in PY_LANGS or _looks_like_python(code)]
     blocks = [b for b in blocks if b.strip()]
     if entry_point:
         defining = [b for b in blocks if _defines(b, entry_point)]

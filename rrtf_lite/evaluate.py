@@ -141,17 +141,14 @@ def build_program(problem: dict, code: str | None) -> str | None:
     return program if _parse(program) is not None else None
 
 
-_FENCED = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:\n[ \t]*```|\Z)", re.S)
-
-
 def code_from_text(problem: dict, text: str) -> str | None:
     """Model text -> code via the project's extractor; for HumanEval a fenced bare body is accepted too."""
-    from rrtf_lite.backends import extract_code
+    from rrtf_lite.backends import PY_LANGS, extract_code, fenced_blocks
 
     code = extract_code(text, problem["entry_point"])
     if (code is None or not code.strip()) and problem.get("prompt"):
-        match = _FENCED.search(text or "")  # the extractor wants compilable code; a body alone is not
-        code = match.group(1) if match else None
+        # the extractor wants compilable code; a body alone is not: take the first python block as it is
+        code = next((block for lang, block in fenced_blocks(text or "") if lang in PY_LANGS), None)
     return code if code and code.strip() else None
 
 

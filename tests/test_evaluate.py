@@ -103,6 +103,15 @@ def test_truncated_answers_and_example_usage_are_cleaned(humaneval20):
     assert ev.build_program(p, cut_in_function) is None
 
 
+def test_a_fenced_bare_body_counts_for_humaneval_only(humaneval20, seed_heldout):
+    body = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1 :])"
+    reply = f"Sure:\n```python\n{body}\n```\nDone."
+    assert ev.code_from_text(humaneval20[0], reply) == body
+    assert ev.program_from_text(humaneval20[0], reply).startswith(humaneval20[0]["prompt"].rstrip("\n"))
+    assert ev.code_from_text(humaneval20[0], "```bash\n    ls\n```") is None
+    assert ev.code_from_text(seed_heldout[0], reply) is None  # seed problems ask for the whole function
+
+
 def test_build_program_keeps_seed_code_as_is(seed_heldout):
     p = seed_heldout[0]
     assert ev.build_program(p, p["reference_solution"]).strip() == p["reference_solution"].strip()
