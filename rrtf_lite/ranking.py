@@ -29,7 +29,9 @@ from rrtf_lite.config import RankConfig, RunConfig
 from rrtf_lite.prompts import build_prompt, format_target
 from rrtf_lite.sandbox import CandidateResult, Job, TestResult, run_many
 
-__all__ = ["RankConfig", "build_pairs", "rank", "rank_samples", "score", "to_preference_records"]
+__all__ = ["RankConfig", "build_pairs", "execute_samples", "rank", "rank_samples", "score", "to_preference_records"]
+
+RESUME_CHUNK = 256  # samples executed between two appends to executions.jsonl
 
 
 def score(level: int, pass_fraction: float, cfg: RankConfig) -> float:
@@ -133,10 +135,10 @@ def _stats(executions: list[dict], samples: list[dict], kept: int, dropped: int)
     }
 
 
-def rank_samples(
+def execute_samples(
     problems: dict[str, dict], samples: list[dict], cfg: RankConfig, progress: bool = False
-) -> tuple[list[dict], list[dict], list[dict], dict]:
-    """Execute every sample against its problem's tests, score it, then build pairs, groups and stats."""
+) -> list[dict]:
+    """Run every sample against its problem's tests in the sandbox: one Execution record per sample."""
     samples = [s for s in samples if s["problem_id"] in problems]
     runnable = [i for i, s in enumerate(samples) if s.get("code") is not None]
     jobs = []
@@ -158,6 +160,14 @@ def rank_samples(
                 "tests": [asdict(t) for t in result.tests],
             }
         )
+    return executions
+
+
+def rank_samples(
+    problems: dict[str, dict], samples: list[dict], cfg: RankConfig, progress: bool = False
+) -> tuple[list[dict], list[dict], list[dict], dict]:
+    """Execute every sample against its problem's tests, score it, then build pairs, groups and stats."""
+    executions = execute_samples(problems, samples, cfg, progress=progress)
     pairs, groups, stats = build_pairs(problems, executions, samples, cfg)
     return executions, pairs, groups, stats
 
@@ -183,8 +193,10 @@ def to_preference_records(pairs: list[dict]) -> list[dict]:
 
 def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """The ``rank`` stage: samples.jsonl -> executions.jsonl, pairs.jsonl, groups.jsonl and rank_stats.json."""
+    from tqdm.auto import tqdm
+
     from rrtf_lite.errors import UserError
-    from rrtf_lite.records import read_jsonl, write_jsonl
+    from rrtf_lite.records import EXECUTION_KEY, ResumableWriter, read_jsonl, write_jsonl
 
     run_dir = Path(run_dir)
     outputs = {name: run_dir / f"{name}.jsonl" for name in ("executions", "pairs", "groups")}
@@ -195,9 +207,21 @@ def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         if not (run_dir / needed).exists():
             raise UserError(f"{run_dir / needed} does not exist: run the earlier stages first (rrtf-lite run).")
     problems = {p["id"]: p for p in read_jsonl(run_dir / "problems.jsonl", kind="problem")}
-    samples = read_jsonl(run_dir / "samples.jsonl", kind="sample")
-    executions, pairs, groups, stats = rank_samples(problems, samples, config.rank, progress=True)
-    write_jsonl(outputs["executions"], executions, kind="execution")
+    samples = [s for s in read_jsonl(run_dir / "samples.jsonl", kind="sample") if s["problem_id"] in problems]
+    if force:
+        outputs["executions"].unlink(missing_ok=True)
+    # executions are appended chunk by chunk, so a killed rank stage resumes where it stopped
+    with ResumableWriter(outputs["executions"], EXECUTION_KEY, kind="execution") as out:
+        todo = [s for s in samples if not out.done(s)]
+        with tqdm(total=len(todo), desc="rank", unit="sample", disable=not todo) as bar:
+            for start in range(0, len(todo), RESUME_CHUNK):
+                chunk = todo[start : start + RESUME_CHUNK]
+                for execution in execute_samples(problems, chunk, config.rank):
+                    out.write(execution)
+                bar.update(len(chunk))
+        done = {_key(e): e for e in out.records}
+    executions = [done[_key(s)] for s in samples]
+    pairs, groups, stats = build_pairs(problems, executions, samples, config.rank)
     write_jsonl(outputs["pairs"], pairs, kind="pair")
     write_jsonl(outputs["groups"], groups, kind="group")
     stats_path.write_text(json.dumps(stats, indent=2) + "\n")

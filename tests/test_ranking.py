@@ -100,3 +100,34 @@ def test_rank_stage_writes_valid_records(tmp_path):
     for name in ("executions", "pairs", "groups"):
         assert (tmp_path / f"{name}.jsonl").read_text().count("\n") == (2 if name == "executions" else 1)
     assert rank(RunConfig(), tmp_path)["skipped"] is True
+
+
+def test_rank_stage_resumes_a_killed_run(tmp_path, monkeypatch):
+    """executions.jsonl is appended chunk by chunk: a rerun executes only what is missing, never twice."""
+    import rrtf_lite.ranking as ranking
+
+    (tmp_path / "problems.jsonl").write_text(json.dumps(PROBLEM) + "\n")
+    samples = [
+        {**_sample("teacher", 0, "def inc(x):\n    return x + 1", pid=PROBLEM["id"]), "response": "", "model": "t"},
+        *(
+            {**_sample("student", i, "def inc(x):\n    return x", pid=PROBLEM["id"]), "response": "", "model": "s"}
+            for i in range(3)
+        ),
+    ]
+    (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    done_before_kill = {**_execution("teacher", 0, 3, 1.0, pid=PROBLEM["id"]), "tests": []}
+    half_written = '{"problem_id": "seed/0001", "source": "stud'
+    (tmp_path / "executions.jsonl").write_text(json.dumps(done_before_kill) + "\n" + half_written)
+    monkeypatch.setattr(ranking, "RESUME_CHUNK", 2)
+    executed = []
+    real = ranking.execute_samples
+    monkeypatch.setattr(ranking, "execute_samples", lambda p, chunk, cfg: executed.extend(chunk) or real(p, chunk, cfg))
+
+    stats = rank(RunConfig(), tmp_path)
+
+    assert [(s["source"], s["sample_index"]) for s in executed] == [("student", 0), ("student", 1), ("student", 2)]
+    lines = (tmp_path / "executions.jsonl").read_text().splitlines()
+    keys = [(r["source"], r["sample_index"]) for r in map(json.loads, lines)]
+    assert sorted(keys) == [("student", 0), ("student", 1), ("student", 2), ("teacher", 0)]
+    assert json.loads(lines[0])["tests"] == []  # the record written before the kill was kept, not redone
+    assert stats["pairs_kept"] == 3
