@@ -253,7 +253,10 @@ def _describe(exc: Exception) -> str:
 
 # ---------------------------------------------------------------- vLLM offline engine
 class VLLMGenerator:
-    """vLLM's offline engine (GPU only): the fast path for full-size sampling and evaluation."""
+    """vLLM's offline engine (GPU only): the fast path for full-size sampling (``sampling.student``).
+
+    The evaluate stage does not use it: it evaluates with ``HFGenerator``, the trained adapter merged in.
+    """
 
     def __init__(self, model: str, seed: int = 0, gpu_memory_utilization: float = 0.85, **engine_kwargs):
         try:
@@ -326,9 +329,6 @@ class ReferenceTeacher:
         stop: list[str] | None = None,
     ) -> list[list[Completion]]:
         return [[self.answer(self.by_prompt.get(p)) for _ in range(n)] for p in prompts]
-
-    def generate_for(self, problems: list[dict], n: int = 1) -> list[list[Completion]]:
-        return [[self.answer(p) for _ in range(n)] for p in problems]
 
 
 # ---------------------------------------------------------------- factory

@@ -197,7 +197,7 @@ def parse_teacher_reply(reply: str, entry_point: str) -> tuple[str | None, list[
     for _, code in fenced_blocks(reply) or [("", reply)]:
         try:
             tree = ast.parse(code)
-        except SyntaxError:
+        except (SyntaxError, ValueError):  # NUL bytes: ValueError on Python 3.10
             tests += [line.strip() for line in code.splitlines() if line.strip().startswith("assert ")]
             continue
         lines = code.splitlines()

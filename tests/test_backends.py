@@ -223,7 +223,7 @@ def test_reference_teacher_answers_known_prompts_only():
     out = teacher.generate([build_prompt(PROBLEM), "unknown prompt"], n=2)
     assert extract_code(out[0][0].text, "add") == ADD and len(out[0]) == 2
     assert out[1][0] == Completion("", 0, "no_reference")
-    assert teacher.generate_for([dict(PROBLEM, reference_solution="")])[0][0].text == ""
+    assert teacher.answer(dict(PROBLEM, reference_solution="")) == Completion("", 0, "no_reference")
 
 
 def test_vllm_missing_is_a_clear_error():

@@ -113,6 +113,9 @@ def test_parse_teacher_reply_two_blocks_one_block_and_main_guard():
     main = f"```python\n{solution}\n\nif __name__ == '__main__':\n    assert f(1) == 1\n```"
     assert parse_teacher_reply(main, "f") == (solution, ["assert f(1) == 1"])
     assert parse_teacher_reply("no code here", "f") == (None, [])
+    # a NUL byte: ast.parse raises ValueError on Python 3.10, SyntaxError later
+    nul = "```python\ndef f(x):\n    return 1\x00\n```\n```python\nassert f(1) == 1\n```"
+    assert parse_teacher_reply(nul, "f") == ("def f(x):\n    return 1\x00", ["assert f(1) == 1"])
 
 
 # ---------------------------------------------------------------- the stage with scripted generators
