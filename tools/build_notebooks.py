@@ -633,8 +633,9 @@ del qlora_model
 gc.collect()
 
 # %% [markdown]
-(The tiny random model is mostly embeddings, which stay in full precision, so it barely shrinks; the
-`cpu` and `colab-t4` students shrink by roughly 3× to 4×.)
+(The tiny random model is mostly embeddings, which stay in full precision, so it barely shrinks. The `cpu`
+student, SmolLM2-135M, goes from 513 MB to 177 MB, 2.9× smaller: measured with this cell's code on the
+2-core development machine.)
 
 ## The `train` stage
 
