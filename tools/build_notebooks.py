@@ -253,8 +253,8 @@ pd.DataFrame(rows).set_index("profile")
 | profile | where | what to expect |
 |---|---|---|
 | `tiny` | CI, a quick check that everything runs | a random model: seconds per stage, meaningless scores |
-| `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU, about 15 min for the pipeline |
-| `colab-t4` | a free Colab T4 (16 GB, fp16 only) | Qwen2.5-Coder-0.5B-Instruct from the Hub, about an hour |
+| `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU, about 10 min for the pipeline on 2 cores (measured) |
+| `colab-t4` | a free Colab T4 (16 GB, fp16 only) | Qwen2.5-Coder-0.5B-Instruct from the Hub, roughly an hour (an estimate, not measured) |
 | `full` | several GPUs, an API teacher | Qwen2.5-Coder-1.5B, vLLM sampling, GPT-4o-mini teacher (notebook 06) |
 
 To choose yourself, set the environment variable before starting Jupyter (`RRTF_PROFILE=cpu jupyter lab`)
