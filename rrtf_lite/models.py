@@ -230,8 +230,11 @@ def quantization_config(quantization: str, compute_dtype=None, quant_storage=Non
     )
 
 
-def load_model(name: str, quantization: str = "none", device: str | None = None, dtype=None):
-    """Load ``(model, tokenizer)`` for an alias, a local folder or a hub id, on the picked device."""
+def load_model(name: str, quantization: str = "none", device: str | None = None, dtype=None, quant_storage=None):
+    """Load ``(model, tokenizer)`` for an alias, a local folder or a hub id, on the picked device.
+
+    ``quant_storage`` sets bitsandbytes' 4-bit storage dtype (the compute dtype lets FSDP / ZeRO-3 shard it).
+    """
     from transformers import AutoModelForCausalLM
 
     info = pick_device(device)
@@ -239,7 +242,7 @@ def load_model(name: str, quantization: str = "none", device: str | None = None,
     source = resolve(name)
     print(f"[rrtf-lite] loading {name} ({quantization}) on {info.describe()}", flush=True)
     kwargs = {"dtype": dtype}
-    qconfig = quantization_config(quantization, compute_dtype=dtype)
+    qconfig = quantization_config(quantization, compute_dtype=dtype, quant_storage=quant_storage)
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
         # under accelerate/torchrun each process loads onto its own GPU

@@ -173,12 +173,18 @@ class RRTFTrainer(Trainer):
 
 
 # ---------------------------------------------------------------- model set-up
+def sharded_training() -> bool:
+    """True under ``accelerate launch`` with FSDP or DeepSpeed ZeRO-3, which shard the (4-bit) weights."""
+    fsdp = os.environ.get("ACCELERATE_USE_FSDP", "").lower() in ("1", "true")
+    return fsdp or os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE") == "3"
+
+
 def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None):
     """(model, tokenizer) ready to train: QLoRA (NF4 + double quant, LoRA on all linear layers), LoRA or full.
 
     ``dtype`` overrides the compute dtype of ``pick_device()`` (e.g. float16 to reproduce a T4 on a newer GPU).
     """
-    from rrtf_lite.models import load_model
+    from rrtf_lite.models import load_model, pick_device
 
     finetune = train_config.finetune
     if finetune not in FINETUNES:
@@ -188,7 +194,8 @@ def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None)
         model, tokenizer = load_model(model_name, quantization="none", dtype=torch.float32)
     else:
         quantization = "4bit" if finetune == "qlora" else "none"
-        model, tokenizer = load_model(model_name, quantization=quantization, dtype=dtype)
+        storage = (dtype or pick_device().dtype) if finetune == "qlora" and sharded_training() else None
+        model, tokenizer = load_model(model_name, quantization=quantization, dtype=dtype, quant_storage=storage)
     model.config.use_cache = False
     if finetune == "full":
         return model, tokenizer

@@ -159,6 +159,22 @@ def test_qlora_uses_4bit_base():
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert any("mlp.down_proj" in n for n in trainable)  # all linear layers, not only attention
+    assert model.config.quantization_config.bnb_4bit_quant_storage == torch.uint8  # the default when not sharded
+
+
+@pytest.mark.parametrize("env", [{"ACCELERATE_USE_FSDP": "true"}, {"ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}])
+def test_qlora_under_fsdp_or_zero3_stores_4bit_in_the_compute_dtype(monkeypatch, env):
+    """FSDP and ZeRO-3 can only shard 4-bit weights stored in a float dtype."""
+    from rrtf_lite.train import setup_model
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from bitsandbytes.nn import Linear4bit
+
+    model, _ = setup_model("tiny-random", tiny_config(finetune="qlora").train)
+    assert model.config.quantization_config.bnb_4bit_quant_storage == torch.float32  # CPU compute dtype
+    packed = next(m for m in model.modules() if isinstance(m, Linear4bit)).weight
+    assert packed.dtype == torch.float32
 
 
 def test_adapter_reloads_and_merges(qlora_run):
