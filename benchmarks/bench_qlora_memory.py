@@ -50,10 +50,11 @@ def build_random_model(folder: Path, small: bool) -> None:
 
 def load_qlora(folder: Path, dtype: torch.dtype, train_config):
     """NF4 + double quant with ``dtype`` compute, then LoRA on all linear layers (as rrtf_lite.train does)."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
     from rrtf_lite.models import pick_device, quantization_config
+    from rrtf_lite.train import lora_config
 
     device = pick_device().device
     model = AutoModelForCausalLM.from_pretrained(
@@ -65,14 +66,7 @@ def load_qlora(folder: Path, dtype: torch.dtype, train_config):
     model.config.use_cache = False
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     model.enable_input_require_grads()
-    lora = LoraConfig(
-        r=train_config.lora_r,
-        lora_alpha=train_config.lora_alpha,
-        lora_dropout=train_config.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, lora)
+    return get_peft_model(model, lora_config(train_config))
 
 
 def random_pairs(n: int, seq: int, prompt_tokens: int, vocab: int) -> list[dict]:
