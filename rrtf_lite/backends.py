@@ -9,10 +9,8 @@ OpenAI, vLLM/llama.cpp servers, Ollama), vLLM's offline engine (``VLLMGenerator`
 
 from __future__ import annotations
 
-import ast
 import os
 import random
-import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -358,96 +356,3 @@ def make_generator(
     if kind == "reference":
         return ReferenceTeacher(problems)
     raise UserError(f"Unknown backend kind {kind!r}: choose one of {', '.join(BACKEND_KINDS)}.")
-
-
-# ---------------------------------------------------------------- code extraction
-_FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)")
-PY_LANGS = {"", "python", "py", "python3", "py3", "pycon", "ipython"}
-_CODE_START = re.compile(r"^(def |async def |class |import |from \S+ import |@\w)")
-_CODE_LINE = re.compile(
-    r"^(\s+\S|#|def |async def |class |import |from \S+ import |@\w|if __name__|return\b|"
-    r"[A-Za-z_][\w.]*(\[.*\])?\s*(=|\+=|-=|\(|:\s*\w))"
-)
-
-
-def fenced_blocks(text: str) -> list[tuple[str, str]]:
-    """(language, code) of each fenced block; an unterminated last fence (cut by max tokens) counts too."""
-    blocks, lang, lines, inside = [], "", [], False
-    for line in text.splitlines():
-        match = _FENCE.match(line)
-        if match and not inside:
-            inside, lang, lines = True, match.group(2).lower(), []
-        elif match and inside and not match.group(2):
-            blocks.append((lang, "\n".join(lines)))
-            inside = False
-        elif inside:
-            lines.append(line)
-    if inside and any(line.strip() for line in lines):
-        blocks.append((lang, "\n".join(lines)))
-    return blocks
-
-
-def _compiles(code: str) -> bool:
-    try:
-        ast.parse(code)
-        return True
-    except (SyntaxError, ValueError):
-        return False
-
-
-def _defines(code: str, name: str | None) -> bool:
-    pattern = rf"^\s*(async\s+)?def\s+{re.escape(name)}\s*\(" if name else r"^\s*(async\s+)?def\s+\w+\s*\("
-    return re.search(pattern, code, re.MULTILINE) is not None
-
-
-def _looks_like_python(code: str) -> bool:
-    return bool(re.search(r"^\s*(def |class |import |from \S+ import |return\b|print\()", code, re.MULTILINE))
-
-
-def _unfenced_code(text: str, entry_point: str | None) -> str | None:
-    """Code outside fences: a reply that starts with code, or a function written after some prose."""
-    stripped = text.strip("\n")
-    if _CODE_START.match(stripped) and _compiles(stripped):  # the whole reply is code
-        return stripped
-    lines = text.splitlines()
-    start = None
-    for i, line in enumerate(lines):
-        if _defines(line, entry_point) and not line[:1].isspace():
-            start = i
-            break
-    if start is None:
-        start = next((i for i, line in enumerate(lines) if _CODE_START.match(line)), None)
-        if start is None or (start > 0 and not _defines("\n".join(lines[start:]), None)):
-            return None
-    above = start  # imports and decorators just above the def (blank lines between them allowed)
-    while above > 0 and (_CODE_START.match(lines[above - 1]) or not lines[above - 1].strip()):
-        above -= 1
-        if lines[above].strip():
-            start = above
-    end = start + 1
-    while end < len(lines) and (not lines[end].strip() or _CODE_LINE.match(lines[end])):
-        end += 1
-    code = "\n".join(lines[start:end]).strip("\n")
-    return code if (_defines(code, None) or _compiles(code)) and _looks_like_python(code) else None
-
-
-def extract_code(text: str, entry_point: str | None = None) -> str | None:
-    """The usable code of a reply, or None when there is none.
-
-    Prefers fenced python blocks (the one that defines ``entry_point``, one that compiles first, else the
-    longest python-looking block), then unfenced code. Code that defines the function but does not compile
-    is kept: a syntax error is a legitimate level-0 sample, not a missing one.
-    """
-    if not text or not text.strip():
-        return None
-    blocks = [code.strip("\n") for lang, code in fenced_blocks(text) if lang in PY_LANGS or _looks_like_python(code)]
-    blocks = [b for b in blocks if b.strip()]
-    if entry_point:
-        defining = [b for b in blocks if _defines(b, entry_point)]
-        if defining:
-            return next((b for b in defining if _compiles(b)), defining[0])
-    usable = [b for b in blocks if _looks_like_python(b) and (_compiles(b) or _defines(b, None))]
-    if usable:
-        return max(usable, key=lambda b: (_compiles(b), _defines(b, None), len(b)))
-    outside = re.sub(r"^\s*(```|~~~).*$", "", text, flags=re.MULTILINE) if blocks else text
-    return _unfenced_code(outside, entry_point)

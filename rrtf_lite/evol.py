@@ -33,9 +33,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rrtf_lite.backends import Generator, extract_code, fenced_blocks, make_generator
+from rrtf_lite.backends import Generator, make_generator
 from rrtf_lite.config import EVOL_METHODS, RunConfig
 from rrtf_lite.errors import UserError
+from rrtf_lite.programs import defines, extract_code, fenced_blocks
 
 # ---------------------------------------------------------------- templates (a notebook shows and edits these)
 _INCREASE = (
@@ -87,6 +88,10 @@ DROP_REASONS = {
     "refusal": "a refusal: 'sorry' / 'as an AI' in under 80 words (WizardLM rule 2)",
     "too_short": "too short to be a task",
     "copied_scaffolding": "copies the prompt's scaffolding, e.g. '#Rewritten Task#' (WizardLM rule 4)",
+    "truncated": "cut off: the evolver hit max_new_tokens",
+    "code_block": "contains a code block (only erroneous_code may show one misleading snippet)",
+    "is_code": "the reply is code (a solution or an attempt), not a problem statement",
+    "defines_function": "defines a function: a solution, not a task",
     "no_function": "no longer a function-writing task: no parsable function name or signature",
     "no_change": "no real change from the parent (WizardLM rule 1, by text similarity)",
     "no_tests_offline": "offline: the rewrite asks for another function, so the parent's tests do not apply",
@@ -163,8 +168,52 @@ def parse_evolved(reply: str) -> dict | None:
     return {"instruction": instruction, "entry_point": name, "signature": signature}
 
 
-def eliminate(parent: dict, reply: str) -> tuple[dict | None, str | None]:
-    """(parsed evolution, None) when the rewrite survives, else (None, reason); reasons are ``DROP_REASONS``."""
+def _prose(reply: str, method: str | None) -> tuple[str, str | None]:
+    """(the reply without its fenced blocks, a drop reason or None): code in a task statement is a solution or
+    the evolver's own attempt, except the one misleading snippet the ``erroneous_code`` heuristic asks for."""
+    blocks = fenced_blocks(reply)
+    if not blocks:
+        return reply, None
+    if method != "erroneous_code" or len(blocks) > 1:
+        return reply, "code_block"
+    kept, inside = [], False
+    for line in reply.splitlines():
+        if line.strip().startswith(("```", "~~~")):
+            inside = not inside
+        elif not inside:
+            kept.append(line)
+    return "\n".join(kept), None
+
+
+def _is_code(text: str) -> bool:
+    """A reply that is code rather than prose: it parses as Python with a statement that is not a bare name or
+    string, or most of its non-blank lines look like code."""
+    tree = _parse_module(text)
+    if tree is not None and any(not isinstance(n, ast.Expr) for n in tree.body):
+        return True
+    lines = [line for line in text.splitlines() if line.strip()]
+    code_like = sum(bool(_CODE_LOOKING.match(line)) for line in lines)
+    return bool(lines) and code_like >= max(2, len(lines) // 2)
+
+
+def _parse_module(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+_CODE_LOOKING = re.compile(r"^\s*(def |class |import |from \S+ import |return\b|print\(|for .* in .*:$|if .*:$|\w+ = )")
+
+
+def eliminate(
+    parent: dict, reply: str, method: str | None = None, finish_reason: str | None = None
+) -> tuple[dict | None, str | None]:
+    """(parsed evolution, None) when the rewrite is a problem statement, else (None, reason) from ``DROP_REASONS``.
+
+    A problem statement is prose that names the function: not code, no code block (but the misleading snippet
+    of ``erroneous_code``), no ``def`` of the function, not cut off, not a copy of its parent.
+    """
     text = (reply or "").strip()
     words = re.findall(r"[A-Za-z_]\w*", text.lower())
     if not text:
@@ -173,7 +222,16 @@ def eliminate(parent: dict, reply: str) -> tuple[dict | None, str | None]:
         return None, "stopwords_only"
     if ("sorry" in text.lower() or "as an ai" in text.lower()) and len(text.split()) < 80:
         return None, "refusal"
-    if len(text.split()) < MIN_WORDS:
+    if finish_reason == "length":
+        return None, "truncated"
+    prose, reason = _prose(text, method)
+    if reason:
+        return None, reason
+    if _is_code(prose):
+        return None, "is_code"
+    if defines(prose, None):
+        return None, "defines_function"
+    if len(prose.split()) < MIN_WORDS:
         return None, "too_short"
     if any(s in text.lower() for s in _SCAFFOLDING):
         return None, "copied_scaffolding"
@@ -194,7 +252,7 @@ def parse_teacher_reply(reply: str, entry_point: str) -> tuple[str | None, list[
     """(solution, tests) from a test writer's reply: asserts anywhere in its code, the rest is the solution."""
     tests: list[str] = []
     solution = None
-    for _, code in fenced_blocks(reply) or [("", reply)]:
+    for code in [b.code for b in fenced_blocks(reply)] or [reply]:
         try:
             tree = ast.parse(code)
         except (SyntaxError, ValueError):  # NUL bytes: ValueError on Python 3.10
@@ -457,7 +515,7 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
                 )
                 records, survivors = [], []
                 for (parent, method), reply in zip(batch, replies, strict=True):
-                    parsed, reason = eliminate(parent, reply[0].text)
+                    parsed, reason = eliminate(parent, reply[0].text, method, reply[0].finish_reason)
                     record = {
                         "parent_id": parent["id"],
                         "round": round_,

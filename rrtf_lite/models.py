@@ -261,3 +261,28 @@ def load_model(name: str, quantization: str = "none", device: str | None = None,
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer
+
+
+def load_trained(base_name: str, adapter_dir: str | Path, quantization: str = "none", device: str | None = None):
+    """The trained model for evaluation and export, at the same precision and on the same device as its base.
+
+    A LoRA adapter is loaded onto the base loaded exactly as "before" loads it (``quantization``, ``device``), so a
+    before/after comparison measures training, not a change of precision. On a full-precision base it is merged
+    (no per-token LoRA cost); on a 4-bit base it stays a PEFT model (merging into NF4 weights would round them).
+    A full fine-tuning run saved a whole model: it is loaded as is.
+    """
+    from rrtf_lite.errors import UserError
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        if (adapter_dir / "config.json").is_file():
+            from transformers import AutoModelForCausalLM
+
+            info = pick_device(device)
+            return AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=info.dtype).to(info.device)
+        raise UserError(f"{adapter_dir} holds neither a LoRA adapter nor a model: run the train stage first.")
+    from peft import PeftModel
+
+    base, _ = load_model(base_name, quantization=quantization, device=device)
+    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    return model.merge_and_unload() if quantization == "none" else model

@@ -26,6 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from rrtf_lite.config import RankConfig, RunConfig
+from rrtf_lite.programs import program_for
 from rrtf_lite.prompts import build_prompt, format_target
 from rrtf_lite.sandbox import CandidateResult, Job, TestResult, run_many
 
@@ -47,37 +48,38 @@ def score(level: int, pass_fraction: float, cfg: RankConfig) -> float:
     raise ValueError(f"level must be 0..3, got {level}")
 
 
-def _program(problem: dict, code: str) -> str:
-    """The program the tests run, as evaluation builds it; unparsable code is run as is to get level 0."""
-    from rrtf_lite.evaluate import build_program
-
-    return build_program(problem, code) or code
-
-
 def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list[dict], cfg: RankConfig) -> tuple:
-    """(pairs, groups, stats) from executions and their samples; see the module docstring for the rules."""
-    code_of = {_key(s): s.get("code") for s in samples}
+    """(pairs, groups, stats) from executions and their samples; see the module docstring for the rules.
+
+    The training text of a response is the program that was scored (``Execution.program``), never a different
+    cleaning of the same reply.
+    """
     raw_of = {_key(s): s.get("response", "") for s in samples}
+    code_of = {_key(s): s.get("code") for s in samples}
     by_problem: dict[str, list[dict]] = {}
     for e in executions:
         by_problem.setdefault(e["problem_id"], []).append(e)
     pairs, groups = [], []
-    kept = dropped = 0
+    counts = Counter()
     for pid, runs in by_problem.items():
         prompt = build_prompt(problems[pid])
-        usable = [e for e in runs if code_of.get(_key(e)) is not None or (e["source"] == "student" and raw_of[_key(e)])]
+        program = {_key(e): _program(problems[pid], e, code_of.get(_key(e))) for e in runs}
+        usable = [e for e in runs if program[_key(e)] is not None or (e["source"] == "student" and raw_of[_key(e)])]
         teachers = [e for e in usable if e["source"] == "teacher"]
         students = [e for e in usable if e["source"] == "student"]
-        target = {_key(e): _target(code_of[_key(e)], raw_of[_key(e)]) for e in usable}
+        target = {_key(e): _target(program[_key(e)], raw_of[_key(e)]) for e in usable}
         for t in teachers:
             for s in students:
                 r_tea, r_stu = t["score"], s["score"]
                 if r_tea == r_stu:
                     r_tea += cfg.tie_gap
                 if r_tea < r_stu:
-                    dropped += 1
+                    counts["dropped"] += 1
                     continue
-                kept += 1
+                if target[_key(t)] == target[_key(s)]:
+                    counts["identical"] += 1  # nothing to prefer: the same text on both sides
+                    continue
+                counts["kept"] += 1
                 pairs.append(
                     {
                         "problem_id": pid,
@@ -93,43 +95,62 @@ def build_pairs(problems: dict[str, dict], executions: list[dict], samples: list
                     }
                 )
         if usable:
-            student_scores = {s["score"] for s in students}
-            scores = [
-                e["score"] + (cfg.tie_gap if e["source"] == "teacher" and e["score"] in student_scores else 0.0)
-                for e in usable
-            ]
             groups.append(
                 {
                     "problem_id": pid,
                     "prompt": prompt,
                     "responses": [target[_key(e)] for e in usable],
-                    "scores": scores,
+                    "scores": listwise_scores(usable, cfg.tie_gap),
                     "sources": [e["source"] for e in usable],
                     "sample_indices": [e["sample_index"] for e in usable],
                 }
             )
-    stats = _stats(executions, samples, kept, dropped)
+    stats = _stats(executions, samples, counts)
     return pairs, groups, stats
 
 
-def _target(code: str | None, raw: str) -> str:
-    """The training text of a response: its extracted code, or for a code-less answer its raw text."""
-    return format_target(code) if code is not None else raw.strip()
+def listwise_scores(responses: list[dict], tie_gap: float) -> list[float]:
+    """Scores for RRHF's listwise loss: a teacher that ties a student is raised by ``tie_gap`` (teacher feedback),
+    but never to or above a strictly better response: at most half-way to the next higher score."""
+    scores = [e["score"] for e in responses]
+    student_scores = {e["score"] for e in responses if e["source"] == "student"}
+    raised = []
+    for e in responses:
+        score = e["score"]
+        if e["source"] == "teacher" and score in student_scores:
+            higher = [s for s in scores if s > score]
+            score += min(tie_gap, (min(higher) - score) / 2) if higher else tie_gap
+        raised.append(score)
+    return raised
+
+
+def _program(problem: dict, execution: dict, code: str | None) -> str | None:
+    """The program that was scored; executions written before programs were recorded rebuild it the same way."""
+    return execution.get("program") or program_for(problem, code)
+
+
+def _target(program: str | None, raw: str) -> str:
+    """The training text of a response: the program that was scored, or for a code-less answer its raw text."""
+    return format_target(program) if program is not None else raw.strip()
 
 
 def _key(record: dict) -> tuple[str, str, int]:
     return record["problem_id"], record["source"], record["sample_index"]
 
 
-def _stats(executions: list[dict], samples: list[dict], kept: int, dropped: int) -> dict:
+def _stats(executions: list[dict], samples: list[dict], counts: Counter) -> dict:
     levels: dict[str, Counter] = {}
+    outcomes: dict[str, Counter] = {}
     for e in executions:
         levels.setdefault(e["source"], Counter())[e["level"]] += 1
+        outcomes.setdefault(e["source"], Counter())[e.get("outcome") or f"level {e['level']}"] += 1
     no_code = Counter(s["source"] for s in samples if s.get("code") is None)
     return {
         "levels": {src: {lv: c[lv] for lv in range(4)} for src, c in sorted(levels.items())},
-        "pairs_kept": kept,
-        "pairs_dropped": dropped,
+        "outcomes": {src: dict(sorted(c.items())) for src, c in sorted(outcomes.items())},
+        "pairs_kept": counts["kept"],
+        "pairs_dropped": counts["dropped"],
+        "pairs_identical": counts["identical"],
         "no_code": dict(sorted(no_code.items())),
         "responses": len(executions),
     }
@@ -140,11 +161,12 @@ def execute_samples(
 ) -> list[dict]:
     """Run every sample against its problem's tests in the sandbox: one Execution record per sample."""
     samples = [s for s in samples if s["problem_id"] in problems]
-    runnable = [i for i, s in enumerate(samples) if s.get("code") is not None]
+    program = [program_for(problems[s["problem_id"]], s.get("code")) for s in samples]
+    runnable = [i for i, s in enumerate(samples) if program[i] is not None]
     jobs = []
     for i in runnable:
         p = problems[samples[i]["problem_id"]]
-        jobs.append(Job(_program(p, samples[i]["code"]), list(p["tests"]), p["entry_point"], cfg.timeout))
+        jobs.append(Job(program[i], list(p["tests"]), p["entry_point"], cfg.timeout))
     results = dict(zip(runnable, run_many(jobs, workers=cfg.workers, progress=progress), strict=True))
     executions = []
     for i, s in enumerate(samples):
@@ -157,6 +179,8 @@ def execute_samples(
                 "level": result.level,
                 "pass_fraction": result.pass_fraction,
                 "score": score(result.level, result.pass_fraction, cfg),
+                "outcome": getattr(result, "outcome", None) or ("no_code" if program[i] is None else None),
+                "program": program[i],
                 "tests": [asdict(t) for t in result.tests],
             }
         )

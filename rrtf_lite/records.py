@@ -104,6 +104,8 @@ class Execution:
     pass_fraction: float
     score: float
     tests: list[CaseResult]
+    outcome: str | None = None  # the truthful name within the level (sandbox.CandidateResult.outcome)
+    program: str | None = None  # exactly what ran (and what training uses); None: no usable code
 
 
 @dataclass

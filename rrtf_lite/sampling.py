@@ -16,9 +16,10 @@ import hashlib
 import time
 from pathlib import Path
 
-from rrtf_lite.backends import Generator, ReferenceTeacher, extract_code, make_generator
+from rrtf_lite.backends import Generator, ReferenceTeacher, make_generator
 from rrtf_lite.config import BackendConfig, RunConfig
 from rrtf_lite.errors import UserError
+from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 from rrtf_lite.records import SAMPLE_KEY, ResumableWriter, read_jsonl
 

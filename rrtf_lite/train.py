@@ -393,29 +393,6 @@ def _is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-# ---------------------------------------------------------------- after training
-def merge_adapter(base_name: str, adapter_dir: str | Path):
-    """A plain (non-quantized) model with the LoRA weights merged in, for evaluation and export.
-
-    The adapter was trained on the NF4 base but is merged onto the full-precision base, the usual QLoRA
-    practice. A full fine-tuning run saved a whole model: it is loaded as is.
-    """
-    from rrtf_lite.models import load_model, pick_device
-
-    adapter_dir = Path(adapter_dir)
-    if not (adapter_dir / "adapter_config.json").is_file():
-        if (adapter_dir / "config.json").is_file():
-            from transformers import AutoModelForCausalLM
-
-            info = pick_device()
-            return AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=info.dtype).to(info.device)
-        raise UserError(f"{adapter_dir} holds neither a LoRA adapter nor a model: run the train stage first.")
-    from peft import PeftModel
-
-    base, _ = load_model(base_name, quantization="none")
-    return PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-
-
 def to_dpo_dataset(pairs: list[dict], tokenizer=None):
     """Pairs -> ``datasets.Dataset`` (prompt, chosen, rejected) for TRL's DPOTrainer on exactly the same pairs.
 

@@ -1,4 +1,4 @@
-"""Backends: code extraction, the local HF generator (tiny-random), the OpenAI client against a loopback
+"""Backends: the local HF generator (tiny-random), the OpenAI client against a loopback
 server (retries, timeouts, concurrency), the reference teacher and the factory."""
 
 from __future__ import annotations
@@ -16,76 +16,15 @@ from rrtf_lite.backends import (
     OpenAIGenerator,
     ReferenceTeacher,
     VLLMGenerator,
-    extract_code,
     make_generator,
     truncate_at_stop,
 )
 from rrtf_lite.config import BackendConfig
 from rrtf_lite.errors import UserError
+from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 
-# ---------------------------------------------------------------- extract_code
 ADD = "def add(a, b):\n    return a + b"
-AREA = "import math\n\ndef area(r):\n    return math.pi * r ** 2"
-STACK = "class Stack:\n    def push(self, x):\n        pass"
-
-
-@pytest.mark.parametrize(
-    ("reply", "entry_point", "expected"),
-    [
-        (f"Here you go:\n```python\n{ADD}\n```\nThis adds numbers.", "add", ADD),
-        (f"```\n{ADD}\n```", "add", ADD),
-        (f"```Python\n{ADD}\n```", "add", ADD),
-        (f"```py\n{ADD}\n```", None, ADD),
-        # example usage block first, solution second: pick the block that defines the entry point
-        (f"Usage:\n```python\nprint(add(1, 2))\n```\nCode:\n```python\n{ADD}\n```", "add", ADD),
-        # helper first, solution second
-        (f"```python\ndef helper():\n    pass\n```\n```python\n{ADD}\n```", "add", ADD),
-        # a shell block is not the answer
-        (f"Install:\n```bash\npip install numpy\n```\n```python\n{ADD}\n```", "add", ADD),
-        # unterminated fence: generation cut by max_new_tokens
-        ("```python\ndef add(a, b):\n    return a +", "add", "def add(a, b):\n    return a +"),
-        # bare code reply
-        (ADD + "\n", "add", ADD),
-        (AREA + "\n", "area", AREA),
-        # function after prose, prose after it
-        (f"Sure! Here is the function:\n\n{ADD}\n\nIt returns the sum of a and b.", "add", ADD),
-        # imports just above a function written after prose
-        (
-            "The answer:\nimport math\ndef area(r):\n    return math.pi * r ** 2\nThat is all.",
-            "area",
-            "import math\ndef area(r):\n    return math.pi * r ** 2",
-        ),
-        # no code at all
-        ("I am sorry, I cannot help with that.", "add", None),
-        ("", "add", None),
-        ("   \n", None, None),
-        ("vaniappm Gods coron agenda Institutionaken n lett intens Static Zed", "add", None),
-        # a python block of prose-like gibberish that neither compiles nor defines anything
-        ("```python\nthis is not code at all\n```", "add", None),
-        # broken code that defines the function is kept (a compile error is a level-0 sample)
-        ("```python\ndef add(a, b)\n    return a + b\n```", "add", "def add(a, b)\n    return a + b"),
-        # two defining blocks: the one that compiles wins
-        (f"```python\ndef add(a, b)\n    return a+b\n```\nFixed:\n```python\n{ADD}\n```", "add", ADD),
-        # the function is named differently: fall back to the longest compiling python block
-        ("```python\ndef plus(a, b):\n    return a + b\n```", "add", "def plus(a, b):\n    return a + b"),
-        # class-based answer
-        (f"```python\n{STACK}\n```", None, STACK),
-    ],
-)
-def test_extract_code(reply, entry_point, expected):
-    assert extract_code(reply, entry_point) == expected
-
-
-def test_extract_code_keeps_imports_and_helpers_in_the_chosen_block():
-    code = "import re\n\ndef _norm(s):\n    return s.lower()\n\ndef words(s):\n    return re.findall(r'\\w+', _norm(s))"
-    reply = f"Explanation first.\n\n```python\n{code}\n```\n\nExample:\n```python\n>>> words('A b')\n['a', 'b']\n```"
-    assert extract_code(reply, "words") == code
-
-
-def test_extract_code_tilde_fence_and_indented_fence():
-    assert extract_code(f"~~~python\n{ADD}\n~~~", "add") == ADD
-    assert extract_code(f"1. Code:\n   ```python\n{ADD}\n   ```", "add") == ADD
 
 
 def test_truncate_at_stop():

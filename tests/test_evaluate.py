@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from rrtf_lite import evaluate as ev
+from rrtf_lite import programs as pg
 from rrtf_lite.config import EvalConfig, load_config
 from rrtf_lite.data import load_humaneval, load_seed_problems
 from rrtf_lite.prompts import format_target
@@ -80,13 +81,13 @@ def test_build_program_completes_humaneval_answers(humaneval20):
     p = humaneval20[0]  # has_close_elements(numbers: List[float], ...): needs `from typing import List`
     assert "from typing import List" in p["prompt"]
     full = "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return False\n"
-    program = ev.build_program(p, full)
-    assert program.startswith(ev.humaneval_preamble(p)) and "from typing import List" in program
+    program = pg.build_program(p, full)
+    assert program.startswith(pg.humaneval_preamble(p)) and "from typing import List" in program
     body = "return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1 :])"
-    assert ev.build_program(p, body).startswith(p["prompt"].rstrip("\n"))
-    compile(ev.build_program(p, body), "x", "exec")
-    assert ev.build_program(p, "def broken(:\n    pass") is None
-    assert ev.build_program(p, None) is None and ev.build_program(p, "  \n") is None
+    assert pg.build_program(p, body).startswith(p["prompt"].rstrip("\n"))
+    compile(pg.build_program(p, body), "x", "exec")
+    assert pg.build_program(p, "def broken(:\n    pass") is None
+    assert pg.build_program(p, None) is None and pg.build_program(p, "  \n") is None
 
 
 def test_truncated_answers_and_example_usage_are_cleaned(humaneval20):
@@ -94,27 +95,27 @@ def test_truncated_answers_and_example_usage_are_cleaned(humaneval20):
     fn = "def has_close_elements(numbers: List[float], threshold: float) -> bool:\n    return False\n"
     cut = fn + "\n# Example usage:\nprint(has_close_elements([1.0, 2.0], 0.5))\nprint(has_close_elements([(((("
     complete = fn + "\n# Example usage:\nprint(has_close_elements([1.0, 2.0], 0.5))\n"
-    assert ev.trim_truncated(cut, p["entry_point"]) == complete  # the last whole statement is kept
-    program = ev.build_program(p, cut)
+    assert pg.trim_truncated(cut, p["entry_point"]) == complete  # the last whole statement is kept
+    program = pg.build_program(p, cut)
     assert program is not None and "print" not in program and "def has_close_elements" in program
     usage = fn + 'assert has_close_elements([], 1.0) is True\nif __name__ == "__main__":\n    main()\nx = 1; print(x)\n'
-    assert ev.drop_example_usage(usage) == fn + "x = 1; print(x)\n"  # a shared line is left alone
+    assert pg.clean(usage, p["entry_point"]) == fn + "x = 1; print(x)\n"  # a shared line is left alone
     cut_in_function = "def has_close_elements(numbers, threshold):\n    return any(abs(a - b) < thr"
-    assert ev.build_program(p, cut_in_function) is None
+    assert pg.build_program(p, cut_in_function) is None
 
 
 def test_a_fenced_bare_body_counts_for_humaneval_only(humaneval20, seed_heldout):
     body = "    return any(abs(a - b) < threshold for i, a in enumerate(numbers) for b in numbers[i + 1 :])"
     reply = f"Sure:\n```python\n{body}\n```\nDone."
-    assert ev.code_from_text(humaneval20[0], reply) == body
-    assert ev.program_from_text(humaneval20[0], reply).startswith(humaneval20[0]["prompt"].rstrip("\n"))
-    assert ev.code_from_text(humaneval20[0], "```bash\n    ls\n```") is None
-    assert ev.code_from_text(seed_heldout[0], reply) is None  # seed problems ask for the whole function
+    assert pg.code_from_text(humaneval20[0], reply) == body
+    assert pg.program_from_text(humaneval20[0], reply).startswith(humaneval20[0]["prompt"].rstrip("\n"))
+    assert pg.code_from_text(humaneval20[0], "```bash\n    ls\n```") is None
+    assert pg.code_from_text(seed_heldout[0], reply) is None  # seed problems ask for the whole function
 
 
 def test_build_program_keeps_seed_code_as_is(seed_heldout):
     p = seed_heldout[0]
-    assert ev.build_program(p, p["reference_solution"]).strip() == p["reference_solution"].strip()
+    assert pg.build_program(p, p["reference_solution"]).strip() == p["reference_solution"].strip()
 
 
 # ---------------------------------------------------------------- harness sanity check

@@ -99,6 +99,55 @@ def test_eliminate(reply, reason):
         assert parsed["entry_point"] == "double_positive"
 
 
+# Replies of the kind the bundled 135M evolver really wrote in a cpu-profile run (issue 11, finding 1): a
+# solution, not a task. Every one was kept before the eliminator knew what a problem statement is.
+SOLUTION_REPLIES = [
+    (
+        "def double(x: int) -> int:\n    if x < 0:\n        return -2 * x\n    return 2 * x\n\n"
+        "Here's how you can use this function:\n\n```python\nprint(double(3))\n```",
+        None,
+        "code_block",
+    ),
+    (
+        "def double(x: int) -> int:\n    result = x * 2\n    for i in range(x):\n        result += 0\n"
+        "    return result\n\nHere's how you can use this function:\nprint(double(4))",
+        None,
+        "is_code",
+    ),
+    (
+        "Function: double(x)\nWrite the function that doubles x as asked.\n\n"
+        "def double(x):\n    return x * 2\n\nThis returns twice the value of the integer passed.",
+        None,
+        "is_code",
+    ),
+    (
+        "Function: double(x)\nWrite the function that doubles x as asked, for every integer input.\n"
+        "def double(x): return x * 2\nThis returns twice the value of the integer passed, as the task says.\n"
+        "It also works for negative numbers and zero, and it needs no imports at all.",
+        None,
+        "defines_function",
+    ),
+    (
+        "Function: double(x: int) -> int\nReturn twice x, but for negative numbers the function sh",
+        "length",
+        "truncated",
+    ),
+    (GOOD + "\n```python\ndef double_positive(x):\n    return 2 * x\n```", None, "code_block"),
+]
+
+
+@pytest.mark.parametrize(("reply", "finish", "reason"), SOLUTION_REPLIES)
+def test_eliminator_drops_solutions_and_cut_off_replies(reply, finish, reason):
+    assert eliminate(PARENT, reply, "add_constraints", finish) == (None, reason)
+
+
+def test_erroneous_code_may_show_one_misleading_snippet():
+    reply = GOOD + "\n\nThis reference attempt is wrong:\n```python\ndef double_positive(x):\n    return x + x + 1\n```"
+    parsed, reason = eliminate(PARENT, reply, "erroneous_code", "stop")
+    assert reason is None and parsed["entry_point"] == "double_positive"
+    assert eliminate(PARENT, reply + "\n```python\nprint(1)\n```", "erroneous_code")[1] == "code_block"
+
+
 def test_long_reply_with_sorry_is_not_a_refusal():
     reply = GOOD + " Sorry" + " more words" * 45
     assert eliminate(PARENT, reply)[1] is None

@@ -55,7 +55,7 @@ def test_pairs_tie_break_drop_and_no_code():
     ]
     samples = [
         _sample("teacher", 0),
-        *(_sample("student", i) for i in range(3)),
+        *(_sample("student", i, f"def inc(x):\n    return x + {i + 2}") for i in range(3)),
         _sample("student", 3, None, response="Sorry, I cannot help. "),
         _sample("teacher", 1, None, response="Here is the idea in words."),
     ]
@@ -65,6 +65,7 @@ def test_pairs_tie_break_drop_and_no_code():
     assert all(p["chosen"].startswith("```python\n") and p["prompt"] for p in pairs)
     assert pairs[-1]["rejected"] == "Sorry, I cannot help."
     assert (stats["pairs_kept"], stats["pairs_dropped"], stats["no_code"]) == (3, 1, {"student": 1, "teacher": 1})
+    assert stats["pairs_identical"] == 0
     assert stats["levels"]["student"] == {0: 1, 1: 1, 2: 1, 3: 1}
     (group,) = groups
     assert group["sources"] == ["teacher", "student", "student", "student", "student"]
@@ -72,6 +73,43 @@ def test_pairs_tie_break_drop_and_no_code():
     assert group["sample_indices"] == [0, 0, 1, 2, 3]
     prefs = to_preference_records(pairs)
     assert set(prefs[0]) == {"prompt", "chosen", "rejected", "score_chosen", "score_rejected"}
+
+
+def test_listwise_tie_bonus_never_lifts_the_teacher_above_a_better_response():
+    """D3: the teacher at 3/6 ties one student and sits below another at 4/6: it stays below that one."""
+    executions = [
+        _execution("teacher", 0, 2, 3 / 6),
+        _execution("student", 0, 2, 3 / 6),
+        _execution("student", 1, 2, 4 / 6),
+    ]
+    samples = [
+        _sample("teacher", 0, "def inc(x):\n    return x + 0"),
+        _sample("student", 0),
+        _sample("student", 1, "def inc(x):\n    return -x"),
+    ]
+    _, (group,), _ = build_pairs({"p": PROBLEM}, executions, samples, CFG)
+    teacher, _, better = group["scores"]
+    assert group["scores"][1] < teacher < better
+
+
+def test_identical_texts_are_not_a_pair():
+    """D10: a student that wrote exactly the teacher's program gives nothing to prefer."""
+    executions = [_execution("teacher", 0, 3, 1.0), _execution("student", 0, 3, 1.0), _execution("student", 1, 1)]
+    samples = [_sample("teacher", 0), _sample("student", 0), _sample("student", 1, "def inc(x):\n    return 1 / 0")]
+    pairs, _, stats = build_pairs({"p": PROBLEM}, executions, samples, CFG)
+    assert [p["rejected_index"] for p in pairs] == [1] and stats["pairs_identical"] == 1
+
+
+def test_pairs_train_on_the_scored_program():
+    """D5/D6: the chosen text is the cleaned program that ran, not the raw extraction."""
+    code = "def inc(x):\n    return x + 1\n\nassert inc(1) == 5\nprint(inc("
+    samples = [
+        _sample("teacher", 0, code, pid=PROBLEM["id"]),
+        _sample("student", 0, "def inc(x):\n    return x", pid=PROBLEM["id"]),
+    ]
+    executions, pairs, _, _ = rank_samples({PROBLEM["id"]: PROBLEM}, samples, CFG)
+    assert executions[0]["level"] == 3 and executions[0]["program"] == "def inc(x):\n    return x + 1\n"
+    assert pairs[0]["chosen"] == "```python\ndef inc(x):\n    return x + 1\n```"
 
 
 def test_rank_samples_runs_the_sandbox():

@@ -12,12 +12,12 @@ import torch
 
 from rrtf_lite.config import load_config
 from rrtf_lite.errors import UserError
+from rrtf_lite.models import load_trained
 from rrtf_lite.prompts import chat_prompt
 from rrtf_lite.records import write_jsonl
 from rrtf_lite.train import (
     IGNORE_INDEX,
     RankCollator,
-    merge_adapter,
     records_to_groups,
     to_dpo_dataset,
     tokenize_groups,
@@ -181,7 +181,7 @@ def test_adapter_reloads_and_merges(qlora_run):
     from rrtf_lite.models import load_model
 
     run_dir, _ = qlora_run
-    merged = merge_adapter("tiny-random", run_dir / "adapter")
+    merged = load_trained("tiny-random", run_dir / "adapter")
     assert not hasattr(merged, "peft_config")
     base, _ = load_model("tiny-random")
     ids = torch.tensor([[1, 2, 3, 4]])
@@ -225,7 +225,7 @@ def test_full_finetune_listwise_changes_weights(tmp_path):
     write_jsonl(tmp_path / "groups.jsonl", make_groups(), kind="group")
     summary = train(tiny_config(finetune="full", mode="listwise", max_steps=2, per_device_batch_size=2), tmp_path)
     assert summary["steps"] == 2
-    trained = merge_adapter("tiny-random", tmp_path / "adapter")  # a full model folder: loaded as is
+    trained = load_trained("tiny-random", tmp_path / "adapter")  # a full model folder: loaded as is
     base, _ = load_model("tiny-random")
     name = "model.layers.0.mlp.down_proj.weight"
     assert not torch.equal(trained.state_dict()[name], base.state_dict()[name])
