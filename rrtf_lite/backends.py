@@ -19,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 from rrtf_lite.errors import UserError
 
-BACKEND_KINDS = ("hf", "openai", "vllm", "reference")
+BACKEND_KINDS = ("hf", "openai", "vllm", "reference", "recorded")
 
 
 @dataclass
@@ -329,6 +329,37 @@ class ReferenceTeacher:
         return [[self.answer(self.by_prompt.get(p)) for _ in range(n)] for p in prompts]
 
 
+class RecordedEvolver:
+    """Replays evolver replies written ahead of time (``data/evol_recorded``) for the exact prompts they answer.
+
+    Offline, a 135M model cannot rewrite a task (nearly every reply is code, and the eliminator drops it); the
+    recorded replies are what a strong evolver writes for the same templates, so the rest of the pipeline
+    can be learned on real evolutions. Every output made with it says "recorded". An unknown prompt gets an
+    empty reply (finish_reason "not_recorded").
+    """
+
+    name = "recorded"
+
+    def __init__(self, replies: dict[str, str]):
+        self.replies = dict(replies)
+
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        seed: int = 0,
+        stop: list[str] | None = None,
+    ) -> list[list[Completion]]:
+        def reply(prompt: str) -> Completion:
+            text = self.replies.get(prompt)
+            return Completion(text, len(text.split()), "stop") if text else Completion("", 0, "not_recorded")
+
+        return [[reply(p) for _ in range(n)] for p in prompts]
+
+
 # ---------------------------------------------------------------- factory
 def make_generator(
     backend_cfg,
@@ -355,4 +386,6 @@ def make_generator(
         return VLLMGenerator(backend_cfg.model or student)
     if kind == "reference":
         return ReferenceTeacher(problems)
+    if kind == "recorded":
+        raise UserError("The recorded evolver only answers evolution prompts: use it as evol.evolver.kind.")
     raise UserError(f"Unknown backend kind {kind!r}: choose one of {', '.join(BACKEND_KINDS)}.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import os
 import typing
 from dataclasses import asdict, dataclass, field
@@ -35,7 +36,7 @@ class ModelConfig:
 class BackendConfig:
     """A text generator: the local student, an OpenAI-compatible endpoint, vLLM, or the reference teacher."""
 
-    kind: str = "hf"  # hf | openai | vllm | reference
+    kind: str = "hf"  # hf | openai | vllm | reference | recorded (evolver only: data/evol_recorded)
     model: str = ""  # empty: the student model
     base_url: str | None = None  # OpenAI-compatible server; None reads OPENAI_BASE_URL
     api_key_env: str = "OPENAI_API_KEY"
@@ -358,3 +359,9 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several ranks may write it at once
     tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def derive_seed(base: int, *parts: str) -> int:
+    """A stable 31-bit seed from the run seed and names (Python's ``hash`` differs between processes)."""
+    digest = hashlib.sha256("/".join([str(base), *parts]).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF

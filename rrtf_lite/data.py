@@ -21,8 +21,10 @@ from .errors import UserError
 from .records import RecordError, iter_jsonl, validate
 
 HELDOUT_PERCENT = 20
+HELDOUT_PREFIX = "heldout/"
 SPLIT_RULE = (
-    "heldout if int(sha256(id.encode('utf-8')).hexdigest(), 16) % 100 < 20, else train "
+    "heldout if the id starts with 'heldout/' (data/heldout: problems written to be held out) or "
+    "int(sha256(id.encode('utf-8')).hexdigest(), 16) % 100 < 20, else train "
     "(depends only on the id: stable across runs and when problems are added)"
 )
 SPLITS = ("all", "train", "heldout")
@@ -37,15 +39,30 @@ def data_dir() -> Path:
 # ---------------------------------------------------------------- seed set and split
 
 
+def data_fingerprint(path: str | os.PathLike | None = None) -> dict[str, str]:
+    """sha256 of every data file (seed, held-out, recorded evolutions): stages that read them redo their work
+    when one changes."""
+    root = Path(path) if path else data_dir()
+    return {
+        f"data/{f.relative_to(root)}": hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*.jsonl"))
+    }
+
+
 def split_of(problem_id: str) -> str:
     """'train' or 'heldout' for an id; see SPLIT_RULE."""
+    if problem_id.startswith(HELDOUT_PREFIX):  # written to be held out (data/heldout/): never trained on
+        return "heldout"
     h = int(hashlib.sha256(problem_id.encode("utf-8")).hexdigest(), 16)
     return "heldout" if h % 100 < HELDOUT_PERCENT else "train"
 
 
 def _seed_files(path: str | os.PathLike | None) -> list[Path]:
-    root = Path(path) if path is not None else data_dir() / "seed"
-    files = [root] if root.is_file() else sorted(root.glob("*.jsonl"))
+    if path is None:  # the seed set proper plus the problems written to be held out
+        root = data_dir() / "seed"
+        files = sorted(root.glob("*.jsonl")) + sorted((data_dir() / "heldout").glob("*.jsonl"))
+    else:
+        root = Path(path)
+        files = [root] if root.is_file() else sorted(root.glob("*.jsonl"))
     if not files:
         raise UserError(f"no seed problems found in {root} (set RRTF_DATA_DIR or pass path=)")
     return files
@@ -69,6 +86,22 @@ def load_seed_problems(split: str = "all", path: str | os.PathLike | None = None
             problems.append(rec)
     problems.sort(key=lambda p: p["id"])
     return problems if split == "all" else [p for p in problems if split_of(p["id"]) == split]
+
+
+def load_recorded_evolutions(path: str | os.PathLike | None = None) -> list[dict]:
+    """Evolved problems written ahead of time (``data/evol_recorded``): each ``instruction`` is the evolver's
+    reply ("Function: name(args)" then the task), each with its own reference solution and tests.
+
+    Every parent is a *train* seed problem, so held-out problems never leak into training through evolution.
+    """
+    root = Path(path) if path is not None else data_dir() / "evol_recorded"
+    records = []
+    for file in [root] if root.is_file() else sorted(root.glob("*.jsonl")):
+        for lineno, rec in iter_jsonl(file, "problem"):
+            if not rec.get("parent_id") or split_of(rec["parent_id"]) != "train":
+                raise UserError(f"{file}:{lineno}: parent_id {rec.get('parent_id')!r} is not a train seed problem")
+            records.append(rec)
+    return sorted(records, key=lambda r: r["id"])
 
 
 def compute_splits(problems: Iterable[dict]) -> dict:

@@ -24,17 +24,15 @@ from __future__ import annotations
 import ast
 import difflib
 import json
-import os
 import random
 import re
-import tempfile
 from collections import Counter
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from rrtf_lite.backends import Generator, make_generator
-from rrtf_lite.config import EVOL_METHODS, RunConfig
+from rrtf_lite.backends import Generator, RecordedEvolver, make_generator
+from rrtf_lite.config import EVOL_METHODS, RunConfig, derive_seed
 from rrtf_lite.errors import UserError
 from rrtf_lite.programs import defines, extract_code, fenced_blocks
 
@@ -97,6 +95,7 @@ DROP_REASONS = {
     "no_tests_offline": "offline: the rewrite asks for another function, so the parent's tests do not apply",
     "parent_tests_fail": "offline: the parent's reference solution does not pass the parent's tests",
     "no_teacher_solution": "the test writer's reply held no solution defining the function",
+    "not_recorded": "recorded evolver: no recorded reply for this parent and heuristic",
     "too_few_tests": "fewer than evol.min_tests tests",
     "teacher_failed_tests": "the test writer's own solution fails its tests",
     "duplicate": "same normalized text as another problem",
@@ -289,6 +288,23 @@ def _pick_parents(rng: random.Random, fresh: list[dict], pool: list[dict], n: in
     return chosen + rng.sample(rest, min(n - len(chosen), len(rest)))
 
 
+def _recorded_replies(seeds: list[dict]) -> dict[str, dict]:
+    """Recorded evolutions of the given seeds, by the id the stage gives them (evol/<parent>/r1/<method>)."""
+    from rrtf_lite.data import load_recorded_evolutions
+
+    ids = {p["id"] for p in seeds}
+    return {r["id"]: r for r in load_recorded_evolutions() if r["parent_id"] in ids}
+
+
+def _recorded_plan(rng: random.Random, recorded: dict[str, dict], parents: dict, round_: int, n: int) -> list:
+    """(parent, method) of up to ``n`` recorded evolutions; they are all first-round rewrites of seeds."""
+    if round_ != 1:
+        return []
+    chosen = sorted(recorded.values(), key=lambda r: r["id"])
+    chosen = rng.sample(chosen, min(n, len(chosen)))
+    return [(parents[r["parent_id"]], r["evol_method"]) for r in sorted(chosen, key=lambda r: r["id"])]
+
+
 def _evolved_problem(parent: dict, parsed: dict, round_: int, method: str, model: str) -> dict:
     harder = {"easy": "medium", "medium": "hard", "hard": "hard"}
     return {
@@ -312,8 +328,8 @@ def _evolved_problem(parent: dict, parsed: dict, round_: int, method: str, model
 class _Tester:
     """Gives evolved problems validated tests: teacher-written (LLM) or inherited from the parent (offline)."""
 
-    def __init__(self, config: RunConfig, test_writer: Generator | None):
-        self.config, self.writer = config, test_writer
+    def __init__(self, config: RunConfig, test_writer: Generator | None, recorded: dict[str, dict] | None = None):
+        self.config, self.writer, self.recorded = config, test_writer, recorded or {}
         self.parent_ok: dict[str, bool] = {}
 
     def _run(self, jobs):
@@ -326,7 +342,29 @@ class _Tester:
         """For (parent, evolved) pairs: (problem with tests, None, teacher reply) or (None, reason, reply)."""
         if not items:
             return []
+        if self.recorded:
+            return self._recorded(items)
         return self._offline(items) if self.writer is None else self._teacher(items)
+
+    def _recorded(self, items):
+        """Recorded evolutions bring their own solution and tests: kept only if the solution passes them here."""
+        known = [(p, self.recorded.get(p["id"])) for _, p in items]
+        checks = [r for _, r in known if r]
+        results = iter(self._run([(r["reference_solution"], r["tests"], r["entry_point"]) for r in checks]))
+        out = []
+        for problem, record in known:
+            if record is None:
+                out.append((None, "not_recorded", None))
+                continue
+            result = next(results)
+            if len(record["tests"]) < self.config.evol.min_tests:
+                out.append((None, "too_few_tests", None))
+            elif result.level != 3:
+                out.append((None, "teacher_failed_tests", None))
+            else:
+                fields = {k: record[k] for k in ("entry_point", "signature", "reference_solution", "tests", "difficulty")}
+                out.append(({**problem, **fields}, None, None))
+        return out
 
     def _offline(self, items):
         unchecked = {p["id"]: p for p, _ in items if p["id"] not in self.parent_ok}
@@ -376,13 +414,6 @@ class _Tester:
             else:
                 out.append(({**problem, "reference_solution": solution, "tests": tests}, None, text))
         return out
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2)
-    os.replace(tmp, path)
 
 
 def _final_filters(seeds: list[dict], attempts: list[dict]) -> dict[tuple, str]:
@@ -451,18 +482,16 @@ def _summary(stats: dict, run_dir: Path, skipped: bool) -> dict:
 
 def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """Seed problems + Evol-Instruct rounds -> ``run_dir/problems.jsonl`` (see the module docstring)."""
-    from rrtf_lite.data import load_seed_problems
-    from rrtf_lite.records import ResumableWriter, write_jsonl
-    from rrtf_lite.sampling import derive_seed
+    from rrtf_lite.data import data_fingerprint, load_seed_problems
+    from rrtf_lite.pipeline import finish_stage, open_stage
+    from rrtf_lite.records import ResumableWriter, write_json, write_jsonl
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     problems_path, stats_path = run_dir / "problems.jsonl", run_dir / "evol_stats.json"
     attempts_path = run_dir / "evol_attempts.jsonl"
-    if force:
-        for path in (problems_path, stats_path, attempts_path):
-            path.unlink(missing_ok=True)
-    elif problems_path.exists() and stats_path.exists():
+    data_files = data_fingerprint()
+    if not open_stage("evolve", config, run_dir, force, extra=data_files):  # same seeds and settings: done
         return _summary(json.loads(stats_path.read_text()), run_dir, skipped=True)
 
     evol = config.evol
@@ -472,11 +501,19 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     if evol.rounds > 0 and evol.evolver.kind == "reference":
         raise UserError("evol.evolver cannot be 'reference' (it only answers known problems): use hf or openai.")
     seeds = load_seed_problems(config.data.seed_split)[: config.data.max_problems]
+    recorded = _recorded_replies(seeds) if evol.evolver.kind == "recorded" else None
     lazy: dict[str, object] = {}
 
     def generator(role: str, backend) -> Generator:
         if role == "test_writer" and backend == evol.evolver:  # one model for both jobs: load it once
             role = "evolver"
+        if role == "evolver" and recorded is not None:
+            return RecordedEvolver(
+                {
+                    render_evol_prompt(r["evol_method"], parents[r["parent_id"]]): r["instruction"]
+                    for r in recorded.values()
+                }
+            )
         if role not in lazy:
             lazy[role] = make_generator(
                 backend,
@@ -489,7 +526,8 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         return lazy[role]
 
     offline = evol.test_writer.kind == "reference"
-    tester = _Tester(config, None)
+    tester = _Tester(config, None, recorded)
+    parents = {p["id"]: p for p in seeds}
     weights = [METHOD_WEIGHTS.get(m, 1.0) for m in evol.methods]
     chunk = max(1, config.sampling.batch_size)
     kept_all: list[dict] = []
@@ -497,8 +535,11 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         fresh = seeds
         for round_ in range(1, evol.rounds + 1):
             rng = random.Random(derive_seed(config.seed, "evol", str(round_)))
-            parents = _pick_parents(rng, fresh, seeds + kept_all, evol.problems_per_round)
-            plan = [(p, rng.choices(evol.methods, weights)[0]) for p in parents]
+            if recorded is not None:  # replay what was recorded for these parents (round 1 only)
+                plan = _recorded_plan(rng, recorded, parents, round_, evol.problems_per_round)
+            else:
+                chosen = _pick_parents(rng, fresh, seeds + kept_all, evol.problems_per_round)
+                plan = [(p, rng.choices(evol.methods, weights)[0]) for p in chosen]
             todo = [(p, m) for p, m in plan if not out.done((p["id"], round_, m))]
             bar = tqdm(total=len(todo), desc=f"evolve round {round_}", unit="problem", disable=not todo)
             for start in range(0, len(todo), chunk):
@@ -570,5 +611,6 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
             "total_problems": len(seeds) + len(evolved),
         },
     )
-    _write_json(stats_path, stats)
+    write_json(stats_path, stats)
+    finish_stage("evolve", config, run_dir, extra=data_files)
     return _summary(stats, run_dir, skipped=False)

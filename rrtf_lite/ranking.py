@@ -219,21 +219,16 @@ def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """The ``rank`` stage: samples.jsonl -> executions.jsonl, pairs.jsonl, groups.jsonl and rank_stats.json."""
     from tqdm.auto import tqdm
 
-    from rrtf_lite.errors import UserError
-    from rrtf_lite.records import EXECUTION_KEY, ResumableWriter, read_jsonl, write_jsonl
+    from rrtf_lite.pipeline import finish_stage, open_stage
+    from rrtf_lite.records import EXECUTION_KEY, ResumableWriter, read_jsonl, write_json, write_jsonl
 
     run_dir = Path(run_dir)
     outputs = {name: run_dir / f"{name}.jsonl" for name in ("executions", "pairs", "groups")}
     stats_path = run_dir / "rank_stats.json"
-    if stats_path.exists() and all(p.exists() for p in outputs.values()) and not force:
+    if not open_stage("rank", config, run_dir, force):  # inputs present; outputs complete and fresh: skip
         return {**json.loads(stats_path.read_text()), "skipped": True}
-    for needed in ("problems.jsonl", "samples.jsonl"):
-        if not (run_dir / needed).exists():
-            raise UserError(f"{run_dir / needed} does not exist: run the earlier stages first (rrtf-lite run).")
     problems = {p["id"]: p for p in read_jsonl(run_dir / "problems.jsonl", kind="problem")}
     samples = [s for s in read_jsonl(run_dir / "samples.jsonl", kind="sample") if s["problem_id"] in problems]
-    if force:
-        outputs["executions"].unlink(missing_ok=True)
     # executions are appended chunk by chunk, so a killed rank stage resumes where it stopped
     with ResumableWriter(outputs["executions"], EXECUTION_KEY, kind="execution") as out:
         todo = [s for s in samples if not out.done(s)]
@@ -248,5 +243,6 @@ def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     pairs, groups, stats = build_pairs(problems, executions, samples, config.rank)
     write_jsonl(outputs["pairs"], pairs, kind="pair")
     write_jsonl(outputs["groups"], groups, kind="group")
-    stats_path.write_text(json.dumps(stats, indent=2) + "\n")
+    write_json(stats_path, stats)
+    finish_stage("rank", config, run_dir)
     return stats

@@ -351,9 +351,17 @@ def _dumps(record: dict) -> str:
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict], kind: str | None = None) -> None:
     """Write the whole file atomically (temp file in the same folder, then os.replace)."""
-    path = Path(path)
+    _write_atomic(Path(path), [_dumps(validate(r, kind) if kind else r) + "\n" for r in records])
+
+
+def write_json(path: str | os.PathLike, data: dict) -> None:
+    """Every whole JSON file of a run directory goes through here: a kill leaves the old file or the new one,
+    never half of one (a stage reads some of them, such as a finished marker, to decide that it is done)."""
+    _write_atomic(Path(path), [json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"])
+
+
+def _write_atomic(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [_dumps(validate(r, kind) if kind else r) + "\n" for r in records]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -12,24 +12,17 @@ partly written group with the same seed and writes only its missing records.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 from rrtf_lite.backends import Generator, ReferenceTeacher, make_generator
-from rrtf_lite.config import BackendConfig, RunConfig
-from rrtf_lite.errors import UserError
+from rrtf_lite.config import BackendConfig, RunConfig, derive_seed
+from rrtf_lite.pipeline import finish_stage, open_stage
 from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 from rrtf_lite.records import SAMPLE_KEY, ResumableWriter, read_jsonl
 
 SOURCES = ("student", "teacher")
-
-
-def derive_seed(base: int, *parts: str) -> int:
-    """A stable 31-bit seed from the run seed and names (Python's ``hash`` differs between processes)."""
-    digest = hashlib.sha256("/".join([str(base), *parts]).encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def _groups(problems: list[dict], size: int) -> list[list[dict]]:
@@ -110,11 +103,10 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
 
     run_dir = Path(run_dir)
     problems_path, out_path = run_dir / "problems.jsonl", run_dir / "samples.jsonl"
-    if not problems_path.exists():
-        raise UserError(f"{problems_path} does not exist: run the evolve stage first (rrtf-lite evolve).")
+    if not open_stage("sample", config, run_dir, force):  # finished with these problems and settings
+        records = read_jsonl(out_path, kind="sample")
+        return _summary(records, len({r["problem_id"] for r in records}), out_path, 0, {})
     problems = read_jsonl(problems_path, kind="problem")
-    if force:
-        out_path.unlink(missing_ok=True)
     s = config.sampling
     # sampling.student is optional: the HF student unless a config names another backend (e.g. vllm)
     student_cfg = getattr(s, "student", None) or BackendConfig(kind="hf")
@@ -147,4 +139,6 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
             rates[source] = job.rate
             del job, generator  # free the student before loading the teacher
         bar.close()
-        return _summary(writer.records, len(problems), out_path, len(writer) - before, rates)
+        summary = _summary(writer.records, len(problems), out_path, len(writer) - before, rates)
+    finish_stage("sample", config, run_dir)
+    return summary

@@ -17,7 +17,6 @@ import json
 import math
 import os
 import resource
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -343,18 +342,18 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
     """
     from transformers.trainer_utils import get_last_checkpoint
 
+    from rrtf_lite.pipeline import finish_stage, open_stage
+    from rrtf_lite.records import write_json
+
     run_dir = Path(run_dir)
     tc = config.train
     adapter_dir = run_dir / "adapter"
     checkpoints = run_dir / "checkpoints"
-    if (adapter_dir / SUMMARY_FILE).is_file() and not force:
+    if not open_stage("train", config, run_dir, force):  # finished on these pairs (every rank decides alike)
         summary = json.loads((adapter_dir / SUMMARY_FILE).read_text())
         return {**summary, "skipped": True}
     check_sft_weight(tc.sft_weight)
     records = load_training_records(run_dir, tc.mode)
-    if force and _is_main_process():  # a fresh run: old checkpoints must not be resumed, nor an old summary kept
-        shutil.rmtree(checkpoints, ignore_errors=True)
-        (adapter_dir / SUMMARY_FILE).unlink(missing_ok=True)
 
     start = time.perf_counter()
     model, tokenizer = setup_model(config.model.student, tc)
@@ -382,9 +381,10 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
         tokenizer.save_pretrained(adapter_dir)
         _save_run_config(config, adapter_dir)
         log = {"summary": summary, "log_history": trainer.state.log_history}
-        (run_dir / "train_log.json").write_text(json.dumps(log, indent=2))
+        write_json(run_dir / "train_log.json", log)
         plot_loss(trainer.state.log_history, run_dir / "plots" / "loss.png", title="RRTF training")
-        (adapter_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        write_json(adapter_dir / SUMMARY_FILE, summary)  # the finished marker: written last
+        finish_stage("train", config, run_dir)
     trainer.accelerator.wait_for_everyone()
     return summary
 

@@ -304,3 +304,47 @@ def test_real_tiny_evolver_offline(tmp_path):
 def test_reference_evolver_is_refused(tmp_path):
     with pytest.raises(UserError, match="evolver"):
         evolve(_config(tmp_path, **{"evol.evolver.kind": "reference"}), tmp_path)
+
+
+def test_recorded_evolver_replays_real_evolutions_with_their_own_tests(tmp_path):
+    """Offline with the recorded evolver: evolved problems are problem statements with their own validated tests."""
+    config = _config(
+        tmp_path, **{"data.max_problems": None, "evol.evolver.kind": "recorded", "evol.problems_per_round": 6}
+    )
+    summary = evolve(config, tmp_path)
+    problems = {p["id"]: p for p in read_jsonl(tmp_path / "problems.jsonl", kind="problem")}
+    evolved = [p for p in problems.values() if p["source"] == "evol"]
+    assert summary["kept"] == 6 and len(evolved) == 6
+    for p in evolved:
+        parent = problems[p["parent_id"]]
+        assert p["source_model"] == "recorded" and p["tests"] != parent["tests"]
+        assert "```" not in p["instruction"] or p["evol_method"] == "erroneous_code"
+        assert not p["instruction"].startswith("Function:")
+    stats = json.loads((tmp_path / "evol_stats.json").read_text())
+    assert stats["evolver"] == "recorded"
+
+
+def test_recorded_evolutions_are_valid_and_their_parents_train_seeds():
+    from rrtf_lite.data import load_recorded_evolutions, split_of
+
+    recorded = load_recorded_evolutions()
+    assert len(recorded) >= 150
+    assert all(split_of(r["parent_id"]) == "train" and len(r["tests"]) >= 5 for r in recorded)
+    assert set(EVOL_TEMPLATES) == {r["evol_method"] for r in recorded}
+
+
+def test_a_rerun_after_the_seed_data_changed_redoes_the_stage(tmp_path, monkeypatch):
+    """Stages know their inputs: a changed data file is not silently reused."""
+    import shutil
+
+    from rrtf_lite import data
+
+    copy = tmp_path / "data"
+    shutil.copytree(data.data_dir(), copy)
+    monkeypatch.setenv("RRTF_DATA_DIR", str(copy))
+    config = _config(tmp_path / "run", **{"evol.rounds": 0})
+    assert evolve(config, tmp_path / "run")["skipped"] is False
+    assert evolve(config, tmp_path / "run")["skipped"] is True
+    first = copy / "seed" / "part_a.jsonl"
+    first.write_text(first.read_text().replace("capitalize_words", "capitalise_words"))
+    assert evolve(config, tmp_path / "run")["skipped"] is False

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from rrtf_lite.config import RunConfig
+from rrtf_lite.pipeline import open_stage
 from rrtf_lite.ranking import RankConfig, build_pairs, rank, rank_samples, score, to_preference_records
 
 CFG = RankConfig()
@@ -153,6 +154,7 @@ def test_rank_stage_resumes_a_killed_run(tmp_path, monkeypatch):
         ),
     ]
     (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+    open_stage("rank", RunConfig(), tmp_path)  # the killed run had opened the stage with these inputs
     done_before_kill = {**_execution("teacher", 0, 3, 1.0, pid=PROBLEM["id"]), "tests": []}
     half_written = '{"problem_id": "seed/0001", "source": "stud'
     (tmp_path / "executions.jsonl").write_text(json.dumps(done_before_kill) + "\n" + half_written)
@@ -169,3 +171,27 @@ def test_rank_stage_resumes_a_killed_run(tmp_path, monkeypatch):
     assert sorted(keys) == [("student", 0), ("student", 1), ("student", 2), ("teacher", 0)]
     assert json.loads(lines[0])["tests"] == []  # the record written before the kill was kept, not redone
     assert stats["pairs_kept"] == 3
+
+
+def test_rank_rerun_after_samples_changed_does_not_reuse_old_pairs(tmp_path):
+    """D8: samples.jsonl changed -> the rank stage redoes its work instead of saying "skipped"."""
+    (tmp_path / "problems.jsonl").write_text(json.dumps(PROBLEM) + "\n")
+
+    def write_samples(student_code):
+        samples = [
+            {**_sample("teacher", 0, "def inc(x):\n    return x + 1", pid=PROBLEM["id"]), "model": "t"},
+            {**_sample("student", 0, student_code, pid=PROBLEM["id"]), "model": "s"},
+        ]
+        (tmp_path / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+
+    write_samples("def inc(x):\n    return x")
+    first = rank(RunConfig(), tmp_path)
+    assert rank(RunConfig(), tmp_path)["skipped"] is True
+    write_samples("def inc(x):\n    return 1 / 0")
+    second = rank(RunConfig(), tmp_path)
+    assert not second.get("skipped") and second["levels"]["student"] != first["levels"]["student"]
+    pairs = [json.loads(line) for line in (tmp_path / "pairs.jsonl").read_text().splitlines()]
+    assert "1 / 0" in pairs[0]["rejected"]
+    cfg = RunConfig()
+    cfg.rank.tie_gap = 0.5  # a changed config section redoes the stage too
+    assert not rank(cfg, tmp_path).get("skipped")

@@ -14,12 +14,12 @@ import pytest
 
 from rrtf_lite import sampling
 from rrtf_lite.backends import Completion
-from rrtf_lite.config import load_config
+from rrtf_lite.config import derive_seed, load_config
 from rrtf_lite.data import load_seed_problems
 from rrtf_lite.errors import UserError
 from rrtf_lite.programs import extract_code
 from rrtf_lite.records import SAMPLE_KEY, read_jsonl, write_jsonl
-from rrtf_lite.sampling import derive_seed, sample
+from rrtf_lite.sampling import sample
 
 REPO = Path(__file__).resolve().parent.parent
 N_PROBLEMS = 4
