@@ -362,7 +362,8 @@ class _Tester:
             elif result.level != 3:
                 out.append((None, "teacher_failed_tests", None))
             else:
-                fields = {k: record[k] for k in ("entry_point", "signature", "reference_solution", "tests", "difficulty")}
+                keys = ("entry_point", "signature", "reference_solution", "tests", "difficulty")
+                fields = {k: record[k] for k in keys}
                 out.append(({**problem, **fields}, None, None))
         return out
 
