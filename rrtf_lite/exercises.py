@@ -149,7 +149,7 @@ def check_pair_rank_loss(fn: Callable[[float, float, float, float], float] | Non
         (-0.5, -1.5, 4.0, 1.0),  # already in the right order: no loss
         (-2.0, -1.0, 4.0, 1.0),  # wrong order, gap 3: 3 * 1.0
         (-2.0, -1.0, 2.5, 2.0),  # same order error, small gap: 0.5 * 1.0
-        (-1.2, -0.2, 1.0, 1.0),  # tie: not a ranked pair
+        (-1.2, -0.2, 1.0, 1.0),  # equal scores reach the loss only after the teacher tie-break raised r_tea
         (-3.0, -0.5, 0.0, 4.0),  # teacher below student: filtered out, no loss
     ]
     for args in cases:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from rrtf_lite.config import RunConfig, load_config, save_config
 from rrtf_lite.errors import UserError
+from rrtf_lite.records import write_json
 
 STAGES: dict[str, tuple[str, str]] = {
     "evolve": ("rrtf_lite.evol", "evolve"),
@@ -37,7 +37,7 @@ class StageSpec:
     inputs: tuple[str, ...]  # run-directory files that must exist (written by earlier stages)
     outputs: tuple[str, ...]  # files or folders it writes; removed when the stage must be redone
     sections: tuple[str, ...]  # config sections (or "seed") its result depends on
-    done: str  # the output whose presence means "finished" (written last, atomically)
+    done: tuple[str, ...]  # outputs that must all be present for a finished stage to be skipped
 
 
 SPECS: dict[str, StageSpec] = {
@@ -45,20 +45,20 @@ SPECS: dict[str, StageSpec] = {
         (),
         ("problems.jsonl", "evol_stats.json", "evol_attempts.jsonl"),
         ("data", "evol", "model", "seed"),
-        "evol_stats.json",
+        ("problems.jsonl", "evol_stats.json"),
     ),
-    "sample": StageSpec(("problems.jsonl",), ("samples.jsonl",), ("sampling", "model", "seed"), "samples.jsonl"),
+    "sample": StageSpec(("problems.jsonl",), ("samples.jsonl",), ("sampling", "model", "seed"), ("samples.jsonl",)),
     "rank": StageSpec(
         ("problems.jsonl", "samples.jsonl"),
         ("executions.jsonl", "pairs.jsonl", "groups.jsonl", "rank_stats.json"),
         ("rank",),
-        "rank_stats.json",
+        ("executions.jsonl", "pairs.jsonl", "groups.jsonl", "rank_stats.json"),
     ),
     "train": StageSpec(
         ("pairs.jsonl", "groups.jsonl"),
         ("adapter", "checkpoints", "train_log.json"),
         ("train", "model"),
-        "adapter/train_summary.json",
+        ("adapter/train_summary.json",),
     ),
 }
 STATE_DIR = ".stages"  # run_dir/.stages/<stage>.json: the fingerprint of the inputs and config a stage ran with
@@ -87,8 +87,6 @@ def open_stage(name: str, config: RunConfig, run_dir: Path, force: bool = False,
     ``force``, or something the stage depends on changed since (one line names it). True with outputs kept: a
     partial run with the same inputs, which the stage resumes.
     """
-    from rrtf_lite.records import write_json
-
     spec, run_dir = SPECS[name], Path(run_dir)
     missing = [f for f in spec.inputs if not (run_dir / f).is_file()]
     if missing and not (name == "train" and len(missing) < len(spec.inputs)):  # train needs pairs or groups
@@ -98,7 +96,13 @@ def open_stage(name: str, config: RunConfig, run_dir: Path, force: bool = False,
     before = json.loads(state_path.read_text()) if state_path.is_file() else None
     had_outputs = any((run_dir / o).exists() for o in spec.outputs)
     changed = _what_changed(before, now) if before else (["outputs of an unrecorded run"] if had_outputs else [])
-    if not force and not changed and before and before.get("finished") and (run_dir / spec.done).exists():
+    if (
+        not force
+        and not changed
+        and before
+        and before.get("finished")
+        and all((run_dir / f).exists() for f in spec.done)
+    ):
         return False
     if force or changed:
         if changed and had_outputs:
@@ -112,8 +116,6 @@ def open_stage(name: str, config: RunConfig, run_dir: Path, force: bool = False,
 
 def finish_stage(name: str, config: RunConfig, run_dir: Path, extra: dict | None = None) -> None:
     """Record that the stage completed with these inputs and config (its next run may skip)."""
-    from rrtf_lite.records import write_json
-
     write_json(
         Path(run_dir) / STATE_DIR / f"{name}.json",
         {**stage_fingerprint(name, config, run_dir, extra), "finished": True},
@@ -180,9 +182,7 @@ def _record_summary(run_dir: Path, name: str, summary: dict) -> None:
     path = run_dir / "summary.json"
     summaries = json.loads(path.read_text()) if path.exists() else {}
     summaries[name] = summary
-    tmp = path.with_name(f".summary.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(summaries, indent=2, default=str))
-    tmp.replace(path)
+    write_json(path, summaries)
 
 
 def run(config: RunConfig | None = None, force: bool = False, stages: list[str] | None = None) -> dict:

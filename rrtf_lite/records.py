@@ -21,17 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-DIFFICULTIES = ("easy", "medium", "hard")
-TEST_STATUSES = ("pass", "fail", "error", "timeout")
+from rrtf_lite.errors import UserError
 
 # Keys that identify one record in its stage file (what ResumableWriter deduplicates on).
-PROBLEM_KEY = ("id",)
 SAMPLE_KEY = ("problem_id", "source", "sample_index")
 EXECUTION_KEY = ("problem_id", "source", "sample_index")
 EVAL_KEY = ("problem_id",)
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A record that does not match its schema; the message names file, line and field."""
 
     def __init__(self, message: str, path: str | None = None, line: int | None = None, field: str | None = None):

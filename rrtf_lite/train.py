@@ -288,12 +288,14 @@ def peak_memory_gb() -> float:
 
 
 def _save_run_config(config, folder: Path) -> None:
+    from rrtf_lite.records import write_json
+
     if hasattr(config, "to_dict"):
         from rrtf_lite.config import save_config
 
         save_config(config, folder / "run_config.yaml")
     train_config = getattr(config, "train", config)
-    (folder / "train_config.json").write_text(json.dumps(asdict(train_config), indent=2))
+    write_json(folder / "train_config.json", asdict(train_config))
 
 
 def _summary(trainer: RRTFTrainer, stats: TruncationStats, seconds: float, n_groups: int, finetune: str) -> dict:

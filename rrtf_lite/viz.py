@@ -120,10 +120,6 @@ def plot_loss(log_history: list[dict], path: str | Path | None = None, title: st
 
 
 # ---------------------------------------------------------------- evolution
-def _count(value: dict | int) -> int:
-    return sum(value.values()) if isinstance(value, dict) else int(value)
-
-
 def evolution_table(stats: list[dict] | dict) -> list[dict]:
     """Rows ``{"round", "method", "kept", "dropped"}`` from any of:
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -348,3 +349,30 @@ def test_a_rerun_after_the_seed_data_changed_redoes_the_stage(tmp_path, monkeypa
     first = copy / "seed" / "part_a.jsonl"
     first.write_text(first.read_text().replace("capitalize_words", "capitalise_words"))
     assert evolve(config, tmp_path / "run")["skipped"] is False
+
+
+def test_hub_dataset_is_evolved_and_tested_by_the_test_writer(tmp_path, monkeypatch):
+    """``data.hub_dataset`` (the full profile's Code Alpaca) really feeds evolution: here a local file in the hub's
+    format; its instructions have no tests, so the LLM test writer writes them."""
+    fixture = Path(__file__).resolve().parent / "fixtures" / "codealpaca_sample.jsonl"
+
+    def evolver_reply(prompt):
+        return "Function: shout(text: str) -> str\nReturn the text in upper case followed by one exclamation mark; " \
+            "an empty text gives just the mark, and the input is never modified in place."  # fmt: skip
+
+    def teacher_reply(prompt):
+        tests = "\n".join(f"assert shout({s!r}) == {s.upper() + '!'!r}" for s in ("", "a", "Hi", "ok go"))
+        return f"```python\ndef shout(text):\n    return text.upper() + '!'\n```\n```python\n{tests}\n```"
+
+    _install(monkeypatch, openai=Scripted("evolver-llm", evolver_reply), vllm=Scripted("teacher-llm", teacher_reply))
+    config = _config(
+        tmp_path,
+        **{"data.hub_dataset": str(fixture), "evol.problems_per_round": 2, "evol.evolver.kind": "openai",
+           "evol.test_writer.kind": "vllm", "evol.methods": ["breadth"]},
+    )  # fmt: skip
+    evolve(config, tmp_path)
+    evolved = [p for p in read_jsonl(tmp_path / "problems.jsonl", kind="problem") if p["source"] == "evol"]
+    assert evolved and all(p["parent_id"].startswith("codealpaca/") and len(p["tests"]) == 4 for p in evolved)
+    offline = _config(tmp_path / "offline", **{"data.hub_dataset": str(fixture)})
+    with pytest.raises(UserError, match="has no tests"):
+        evolve(offline, tmp_path / "offline")
