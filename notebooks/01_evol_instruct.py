@@ -47,10 +47,10 @@ import os
 
 import pandas as pd
 import torch
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
 
 from rrtf_lite.config import load_config
-from rrtf_lite.pipeline import run_stage
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
 
 PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
 RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
@@ -99,14 +99,14 @@ from rrtf_lite.data import load_seed_problems
 
 seeds = load_seed_problems("train")[:2]
 evolver = make_generator(config.evol.evolver, config.model.student, seeds, batch_size=config.sampling.batch_size)
-plan = list(zip(seeds, config.evol.methods))
+plan = list(zip(seeds, config.evol.methods, strict=False))
 prompts = [evol.render_evol_prompt(method, parent) for parent, method in plan]
 print(prompts[0])
 
 # %%
 replies = evolver.generate(prompts, temperature=config.evol.temperature, top_p=1.0,
                            max_new_tokens=config.evol.max_new_tokens, seed=config.seed)
-live = [{"parent": parent, "method": method, "reply": reply[0].text} for (parent, method), reply in zip(plan, replies)]
+live = [{"parent": parent, "method": method, "reply": reply[0].text} for (parent, method), reply in zip(plan, replies, strict=True)]
 for item in live:
     print(f"=== {item['parent']['id']} via {item['method']}:\n{item['reply'][:600]}\n")
 

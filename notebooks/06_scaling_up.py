@@ -46,10 +46,10 @@ import os
 
 import pandas as pd
 import torch
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
 
 from rrtf_lite.config import load_config
-from rrtf_lite.pipeline import run_stage
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
 
 PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
 RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
@@ -143,8 +143,8 @@ for path in sorted(configs_dir.glob("*.yaml")):
 # %% tags=["hub-only"]
 # hub-only: needs a GPU, vLLM and the Hugging Face Hub; skipped in CI.
 from rrtf_lite.backends import VLLMGenerator
-from rrtf_lite.prompts import build_prompt
 from rrtf_lite.data import load_seed_problems
+from rrtf_lite.prompts import build_prompt
 
 vllm_student = VLLMGenerator("Qwen/Qwen2.5-Coder-0.5B-Instruct")
 replies = vllm_student.generate([build_prompt(load_seed_problems("train")[0])], n=4, temperature=0.8, top_p=0.95)

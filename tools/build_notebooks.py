@@ -56,10 +56,10 @@ import os
 
 import pandas as pd
 import torch
-from IPython.display import HTML, Markdown, display
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
 
 from rrtf_lite.config import load_config
-from rrtf_lite.pipeline import run_stage
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
 
 PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
 RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
