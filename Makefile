@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rrtf-installed
 PROFILE ?= cpu
 
-.PHONY: setup demo test lab doctor lint format lock bench clean
+.PHONY: setup demo test lab notebooks doctor lint format lock bench clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup  ## installs what the tests need and runs them (CI runs exactly this
 
 lab: setup
 	$(BIN)/jupyter lab notebooks/
+
+notebooks: setup  ## bring each notebooks/NN_*.ipynb and its paired .py in step, then the notebook tables
+	$(BIN)/python tools/build_notebooks.py
+	$(BIN)/python tools/make_notebook_index.py
 
 doctor: setup
 	$(BIN)/rrtf-lite doctor

@@ -1,4 +1,4 @@
-"""The notebooks: built from source, stripped of outputs, linked correctly, and executed top to bottom.
+"""The notebooks: in step with their paired .py sources, stripped of outputs, linked correctly, and executed.
 
 Execution uses nbclient with the ``python3`` kernel (the ipykernel of the interpreter running pytest, i.e. the
 venv's), ``RRTF_PROFILE=tiny`` and the rest of this process's environment (``RRTF_CACHE_DIR`` from conftest).
@@ -59,11 +59,73 @@ def test_notebooks_exist_with_stable_names():
     assert len(names) == 7, names
     assert all(re.match(r"^\d\d_[a-z0-9_]+\.ipynb$", n) for n in names), names
     assert [n[:2] for n in names] == [f"{i:02d}" for i in range(7)]
+    missing = [p.with_suffix(".py").name for p in NOTEBOOKS if not p.with_suffix(".py").is_file()]
+    assert not missing, f"every notebook has its paired jupytext source: {missing}"
 
 
 def test_notebooks_match_their_source():
-    """notebooks/*.ipynb are exactly what tools/build_notebooks.py builds (edit the source, then rebuild)."""
-    assert _tool("build_notebooks").main(["--check"]) == 0, "run: python tools/build_notebooks.py"
+    """Each notebooks/NN_*.ipynb and its paired .py agree, in the form tools/build_notebooks.py writes."""
+    assert _tool("build_notebooks").main(["--check"]) == 0, "run: make notebooks"
+
+
+def _copy_pair(tmp_path: Path, stem: str = "03_ranking") -> Path:
+    """A notebooks/ folder in tmp_path holding one notebook, its .py and the jupytext pairing."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    for name in (f"{stem}.ipynb", f"{stem}.py", "jupytext.toml"):
+        shutil.copy2(NOTEBOOK_DIR / name, folder / name)
+    return folder
+
+
+def test_an_edit_to_the_py_fails_the_check_and_the_build_carries_it_to_the_notebook(tmp_path):
+    build = _tool("build_notebooks")
+    folder = _copy_pair(tmp_path)
+    script = folder / "03_ranking.py"
+    script.write_text(script.read_text().replace("# # 03 · Ranking", "# # 03 · Ranking (edited)", 1))
+    assert build.main(["--check", "--dir", str(folder)]) == 1
+    assert build.main(["--dir", str(folder)]) == 0
+    assert "# 03 · Ranking (edited)" in _markdown(_load(folder / "03_ranking.ipynb"))[0]
+    assert build.main(["--check", "--dir", str(folder)]) == 0
+
+
+def test_an_edit_saved_in_the_notebook_alone_reaches_the_py(tmp_path):
+    """Saved where jupytext was not running (e.g. Colab): outputs and new ids come along; the newer file wins."""
+    build = _tool("build_notebooks")
+    folder = _copy_pair(tmp_path)
+    path = folder / "03_ranking.ipynb"
+    nb = _load(path)
+    nb["cells"][0]["source"] = "".join(nb["cells"][0]["source"]).replace("# 03 · Ranking", "# 03 · Ranking (fixed)")
+    nb["cells"][1].update(execution_count=1, outputs=[{"output_type": "stream", "name": "stdout", "text": "hi\n"}])
+    nb["cells"][2]["id"] = "random-id"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    later = (folder / "03_ranking.py").stat().st_mtime + 10
+    os.utime(path, (later, later))
+    assert build.main(["--check", "--dir", str(folder)]) == 1
+    assert build.main(["--dir", str(folder)]) == 0
+    assert "# # 03 · Ranking (fixed)" in (folder / "03_ranking.py").read_text(encoding="utf-8")
+    assert path.read_text(encoding="utf-8") == (NOTEBOOK_DIR / path.name).read_text(encoding="utf-8").replace(
+        "# 03 · Ranking", "# 03 · Ranking (fixed)", 1
+    ), "the notebook is rewritten without outputs and with its stable ids"
+    assert build.main(["--check", "--dir", str(folder)]) == 0
+
+
+def test_the_shared_cells_and_the_badge_come_from_the_build_script(tmp_path):
+    """A hand edit to the install cell or the Colab badge is put back; a notebook without them gets them."""
+    build = _tool("build_notebooks")
+    folder = _copy_pair(tmp_path)
+    script = folder / "03_ranking.py"
+    text = script.read_text(encoding="utf-8").replace("--depth", "--depth-edited", 1)
+    script.write_text(text.replace("03_ranking.ipynb)", "another.ipynb)", 1), encoding="utf-8")
+    new = folder / "09_new_one.py"
+    header = "# ---\n# jupyter:\n#   rrtf_lite:\n#     summary: new\n# ---\n"
+    new.write_text(header + "\n# %% [markdown]\n# # 09 · New\n\n# %%\n1\n", encoding="utf-8")
+    assert build.main(["--dir", str(folder)]) == 0
+    assert script.read_text(encoding="utf-8") == (NOTEBOOK_DIR / "03_ranking.py").read_text(encoding="utf-8")
+    cells = _load(folder / "09_new_one.ipynb")["cells"]
+    sources = ["".join(c["source"]) for c in cells]
+    index = _tool("make_notebook_index")
+    assert sources[0] == f"# 09 · New\n\n{index.colab_badge('09_new_one.ipynb')}"
+    assert sources[1:] == [build.INSTALL_CELL, build.PROFILE_CELL, "1"]
 
 
 def test_notebook_tables_are_current():
@@ -78,7 +140,7 @@ def test_notebook_tables_are_current():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_without_outputs(path):
     for cell in _code(_load(path)):
-        assert cell.get("outputs") == [], f"{path.name}: a code cell has outputs; rebuild with tools/build_notebooks.py"
+        assert cell.get("outputs") == [], f"{path.name}: a code cell has outputs; rebuild with make notebooks"
         assert cell.get("execution_count") is None, f"{path.name}: a code cell has an execution count"
 
 

@@ -8,7 +8,7 @@ README.md belongs to its authors) and writes the whole of notebooks/README.md.
 
 The GitHub location lives in ONE place, ``GITHUB_REPO`` below: badges, the install cell's ``git clone`` URL
 (tools/build_notebooks.py imports it) and every link derive from it. A fork changes this line, then runs
-``python tools/build_notebooks.py && python tools/make_notebook_index.py``.
+``make notebooks``.
 """
 
 from __future__ import annotations
@@ -95,6 +95,12 @@ is quick when they are already done).
 
 {table}
 
+## Editing (teachers)
+1. Edit `NN_name.py` (its markdown cells are `# %% [markdown]` comments) or the notebook itself in JupyterLab
+   (`make lab`: jupytext, installed by `make setup` and paired by `jupytext.toml`, saves both files).
+2. Run `make notebooks` (brings each pair in step; a notebook edited alone, e.g. on Colab, wins when newer).
+3. Commit both files.
+
 ## How to run them
 - **Locally** (CPU is fine): `make setup && make lab`, then open `00_overview_and_setup.ipynb`.
 - **On Colab**: click a badge. The first code cell clones [the repository]({repo_url}) and installs it with
@@ -115,11 +121,14 @@ is quick when they are already done).
 - **Hub-only cells** carry the cell tag `hub-only` and say so on their first line; they need network
   access to the Hugging Face Hub or an API and are skipped in CI.
 - **No outputs in git**: notebooks are committed without outputs or execution counts (a test checks it).
-- **Editing**: the notebooks are built from `tools/build_notebooks.py` (cells as reviewable Python text).
-  Edit there, then run `python tools/build_notebooks.py && python tools/make_notebook_index.py`.
-  Numbers are never reused or renumbered: a new notebook gets the next free number.
-- **CI**: `pytest tests/test_notebooks.py` executes every notebook top to bottom with `RRTF_PROFILE=tiny`
-  in a temporary copy (nbclient, per-cell timeout) and checks this table, the badges and every link.
+- **Sources**: each notebook has a paired `.py` in jupytext's percent format, the text to review, diff and
+  lint (ruff). `make notebooks` runs `tools/build_notebooks.py`, which also rewrites the shared install and
+  profile cells and the Colab badge from one place, drops outputs and numbers the cell ids, then this table.
+  A new notebook is a new `NN_name.py` with the next free number (numbers are never reused or renumbered)
+  and a one-line `rrtf_lite: summary:` in its header (the table above shows it).
+- **CI**: `pytest tests/test_notebooks.py` checks that each pair agrees, executes every notebook top to bottom
+  with `RRTF_PROFILE=tiny` in a temporary copy (nbclient, per-cell timeout) and checks this table, the badges
+  and every link.
 """
 
 

@@ -1,0 +1,210 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+#   rrtf_lite:
+#     summary: What RRTF is, how it compares with RLHF, RRHF, RLTF, RAFT and DPO; environment
+#       check; choosing a profile
+# ---
+
+# %% [markdown]
+# # 00 · RRTF: overview and set-up
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/00_overview_and_setup.ipynb)
+#
+# **RRTF** (*Rank Responses to align Test & Teacher Feedback*) is how PanGu-Coder2 (arXiv
+# [2307.14936](https://arxiv.org/abs/2307.14936)) lifted StarCoder-15B from 33.6 % to 61.6 % pass@1 on
+# HumanEval without reinforcement learning. This course rebuilds it at a size that runs on a laptop, one
+# stage per notebook, with the same code you would use on a GPU cluster.
+#
+# **In this notebook you will**
+# 1. see the three steps of RRTF and where it sits among RLHF, RRHF, RLTF, RAFT and DPO;
+# 2. check your environment (device, memory, library versions) with `rrtf_lite`'s doctor;
+# 3. choose a *profile* (offline CPU, free Colab T4, or full size) and see what it changes;
+# 4. look at the data every later notebook builds on.
+
+# %% [markdown]
+# ## RRTF in three steps
+#
+# ```
+# seed problems ──evolve──▶ problems.jsonl ──sample──▶ samples.jsonl ──rank──▶ pairs.jsonl ──train──▶ adapter/ ──evaluate──▶ report.md
+# ```
+#
+# 1. **Sampling** (notebooks 01-02). Make programming problems harder with *Evol-Instruct*, then sample
+#    several answers from the **student** (the model we train) and from a stronger **teacher**.
+# 2. **Ranking** (notebook 03). Run every answer against unit tests. The outcome orders them:
+#    *compile error < runtime error < passes some tests < passes all tests*. At the same outcome the teacher
+#    ranks higher (that is the "teacher feedback"); pairs where the teacher scores *below* the student are
+#    dropped.
+# 3. **Training** (notebook 04). For each prompt $x$ with a teacher answer $y_{tea}$ and a student answer
+#    $y_{stu}$ (scores $r_{tea} > r_{stu}$), push the model to prefer the teacher's answer and imitate it:
+#
+# $$
+# p_i = \frac{1}{|y_i|}\sum_t \log P_\pi(y_{i,t}\mid x, y_{i,<t}),\qquad
+# \mathcal{L} = \underbrace{(r_{tea}-r_{stu})\,\max(0,\ p_{stu}-p_{tea})}_{\mathcal{L}_{rank}}
+# \ \underbrace{-\ \sum_t \log P_\pi(y_{tea,t}\mid x, y_{tea,<t})}_{\mathcal{L}_{ft}}
+# $$
+#
+# Notebook 05 measures pass@1 before and after; notebook 06 runs the same pipeline at full size.
+
+# %% [markdown]
+# ## Where RRTF sits
+#
+# | method | learning signal | online (samples while training)? | extra models during training | loss |
+# |---|---|---|---|---|
+# | **RLHF** (InstructGPT) | a reward model trained on human preferences | yes | reward model, value model, reference | PPO with a KL penalty |
+# | **RRHF** (arXiv 2304.05302) | scores (reward model or humans) on *k* responses | no | none | listwise hinge on length-normalised log-likelihoods + SFT on the best |
+# | **RLTF** (arXiv 2307.04349) | unit tests, down to the failing line | yes | none (a replay buffer) | policy gradient with fine-grained penalties |
+# | **RAFT** (arXiv 2304.06767) | a reward model picks the best of *k* | iterative | reward model | plain SFT on the winners |
+# | **DPO** (arXiv 2305.18290) | preference pairs | no | frozen reference model | $-\log\sigma(\beta\,[\Delta\log\pi - \Delta\log\pi_{ref}])$ |
+# | **RRTF** (PanGu-Coder2) | unit tests + a teacher, turned into ranks | no | none | RRHF's hinge, weighted by the score gap, + SFT on the teacher |
+#
+# RRTF keeps RRHF's simplicity (no reward model, no reference model, no sampling during training) and takes
+# its ranking from *execution* instead of human preference. Everything it needs is computed once, offline.
+
+# %% [markdown]
+# ## Set-up
+#
+# The first code cell of every notebook installs the project when needed: on Colab it clones the
+# repository and installs it with the exact pins of `constraints.txt` (minus torch and numpy, which Colab
+# provides); locally it does nothing when `rrtf_lite` already imports. The second cell picks the profile.
+
+# %%
+# Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
+# Locally: nothing to do when rrtf_lite already imports (`make setup`).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("rrtf_lite") is None:
+    if not os.path.isdir("rrtf-lite"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True)
+    sys.path.insert(0, os.path.abspath("rrtf-lite"))
+from rrtf_lite.colab import ensure_installed
+
+ensure_installed("rrtf-lite" if os.path.isdir("rrtf-lite") else None)
+
+# %%
+# The profile: RRTF_PROFILE if set (CI sets "tiny"), else colab-t4 on a GPU and cpu without one.
+import os
+
+import pandas as pd
+import torch
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
+
+from rrtf_lite.config import load_config
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
+
+PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
+RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
+config = load_config(PROFILE, overrides={"run_dir": RUN_DIR})
+pd.set_option("display.max_colwidth", 80)
+print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
+
+# %% [markdown]
+# ## Check the environment
+#
+# `pick_device()` chooses CUDA (bf16 where the GPU supports it, fp16 on a T4), then Apple MPS, then the CPU
+# (fp32). Every stage uses it, so what you see here is what training will use.
+
+# %%
+from rrtf_lite.models import pick_device
+
+device = pick_device()
+print(device.describe())
+
+# %% [markdown]
+# The **doctor** prints what a bug report needs (versions, device, model cache) and proves the profile's
+# student loads and generates. With the `tiny` profile the student is a random 2-layer model, so its
+# "completion" is gibberish: it only proves the code path works.
+
+# %%
+from rrtf_lite.cli import doctor
+
+doctor_report = doctor(config.model.student)
+
+# %% [markdown]
+# ## Choose a profile
+#
+# A profile is a short list of settings on top of one set of defaults (`rrtf_lite/config.py`). The table
+# below is computed from the real profiles:
+
+# %%
+from rrtf_lite.config import PROFILES
+
+rows = []
+for name in PROFILES:
+    c = load_config(name)
+    rows.append({
+        "profile": name,
+        "student": c.model.student,
+        "problems": c.data.max_problems or "all",
+        "evol rounds": c.evol.rounds,
+        "student samples k": c.sampling.k,
+        "teacher": c.sampling.teacher.kind,
+        "fine-tuning": c.train.finetune,
+        "epochs / max steps": c.train.max_steps if c.train.max_steps > 0 else c.train.num_epochs,
+    })
+pd.DataFrame(rows).set_index("profile")
+
+# %% [markdown]
+# | profile | where | what to expect |
+# |---|---|---|
+# | `tiny` | CI, a quick check that everything runs | a random model: seconds per stage, meaningless scores |
+# | `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU, about 10 min for the pipeline on 2 cores (measured) |
+# | `colab-t4` | a free Colab T4 (16 GB, fp16 only) | Qwen2.5-Coder-0.5B-Instruct from the Hub, roughly an hour (an estimate, not measured) |
+# | `full` | several GPUs, an API teacher | Qwen2.5-Coder-1.5B, vLLM sampling, GPT-4o-mini teacher (notebook 06) |
+#
+# To choose yourself, set the environment variable before starting Jupyter (`RRTF_PROFILE=cpu jupyter lab`)
+# or overwrite `PROFILE` in the cell above and re-run it. Any single setting can be overridden:
+# `load_config(PROFILE, overrides={"sampling.k": 8})`.
+
+# %% [markdown]
+# ## The data
+#
+# Everything starts from hand-written **seed problems** (`data/seed/*.jsonl`): an instruction, a function
+# signature, a reference solution and unit tests, each test *one* `assert`. A fixed hash of the id puts about
+# 20 % of them in a **held-out** split that training never sees (notebook 05 evaluates on it).
+
+# %%
+from rrtf_lite.data import load_seed_problems
+
+train_split, heldout_split = load_seed_problems("train"), load_seed_problems("heldout")
+print(f"{len(train_split)} training and {len(heldout_split)} held-out seed problems")
+pd.DataFrame(train_split)[["id", "entry_point", "difficulty", "tags", "tests"]].head()
+
+# %%
+problem = train_split[0]
+print(problem["instruction"], "\n")
+print(problem["reference_solution"])
+print("\n".join(problem["tests"]))
+
+# %% [markdown]
+# Each stage writes one file into the run directory (`runs/nb-<profile>/`), with the field names fixed in
+# `docs/architecture.md`: `problems.jsonl`, `samples.jsonl`, `executions.jsonl`, `pairs.jsonl`,
+# `groups.jsonl`, then `adapter/` and `report.md`. The notebooks and the `rrtf-lite` command call the
+# same functions, so you can switch between them at any point.
+
+# %% [markdown]
+# ## ✏️ Exercise
+#
+# Match each situation to the profile that fits it best: continuous integration (`"ci"`), a laptop without
+# a GPU and without network (`"laptop"`), a free Colab notebook (`"free_colab"`) and a multi-GPU machine with
+# an API teacher (`"gpu_cluster"`).
+#
+# The cell comes with the reference answer so that "Run all" works: cover it, write your own (or set
+# `answers = None` to see a hint), and run the check.
+
+# %%
+answers = {"ci": "tiny", "laptop": "cpu", "free_colab": "colab-t4", "gpu_cluster": "full"}  # SOLUTION
+
+# %%
+from rrtf_lite.exercises import check_profile_choices
+
+check_profile_choices(answers)
+
+# %% [markdown]
+# **Next:** [01 · Evol-Instruct](01_evol_instruct.ipynb) grows harder problems from the seeds.

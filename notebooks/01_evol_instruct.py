@@ -1,0 +1,223 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+#   rrtf_lite:
+#     summary: Evol-Instruct heuristics (editable), live evolutions, the eliminator,
+#       validated tests, stats
+# ---
+
+# %% [markdown]
+# # 01 · Evol-Instruct: growing harder problems
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/01_evol_instruct.ipynb)
+#
+# PanGu-Coder2 did not train on a fixed dataset: it *evolved* Code Alpaca's 20K instructions into harder
+# ones with **Evol-Instruct** (from WizardLM / WizardCoder): an LLM rewrites a problem to make it "a bit"
+# harder, a filter drops failed rewrites, and the survivors join the pool.
+#
+# **In this notebook you will**
+# 1. read (and edit) the prompts of the code-evolution heuristics;
+# 2. run a few evolutions live with the profile's model;
+# 3. watch the eliminator accept and reject rewrites, and why;
+# 4. see how unit tests for new problems are written and validated;
+# 5. run the `evolve` stage and plot what it kept and dropped.
+
+# %%
+# Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
+# Locally: nothing to do when rrtf_lite already imports (`make setup`).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("rrtf_lite") is None:
+    if not os.path.isdir("rrtf-lite"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True)
+    sys.path.insert(0, os.path.abspath("rrtf-lite"))
+from rrtf_lite.colab import ensure_installed
+
+ensure_installed("rrtf-lite" if os.path.isdir("rrtf-lite") else None)
+
+# %%
+# The profile: RRTF_PROFILE if set (CI sets "tiny"), else colab-t4 on a GPU and cpu without one.
+import os
+
+import pandas as pd
+import torch
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
+
+from rrtf_lite.config import load_config
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
+
+PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
+RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
+config = load_config(PROFILE, overrides={"run_dir": RUN_DIR})
+pd.set_option("display.max_colwidth", 80)
+print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
+
+# %% [markdown]
+# ## The heuristics
+#
+# WizardCoder's template asks: *"Please increase the difficulty of the given programming test question a
+# bit. You can increase the difficulty using, but not limited to, the following methods: {method}"*, with
+# one of five methods picked at random: add constraints (about 10 more words), replace a common requirement
+# by a rarer one, add reasoning steps, give erroneous code as misdirection, or ask for a better time or space
+# complexity (weighted down: "refrain from doing so frequently"). We add WizardLM's *in-breadth* operation
+# (a new task in the same domain). Our templates also ask for a first line `Function: name(arguments)`, so
+# the rewritten task still names the function its tests will call.
+
+# %%
+from rrtf_lite import evol
+
+print("methods of this profile:", config.evol.methods, "\n")
+for method, template in evol.EVOL_TEMPLATES.items():
+    print(f"--- {method}\n{template}")
+
+# %% [markdown]
+# The templates are plain strings in a dict: edit one and the live cell below **and** the `evolve` stage in
+# this kernel use your version (until the kernel restarts; to make it permanent, edit `rrtf_lite/evol.py`).
+# Uncomment to try:
+
+# %%
+# evol.EVOL_TEMPLATES["add_constraints"] = evol.EVOL_TEMPLATES["add_constraints"].replace(
+#     "approximately 10 additional words", "approximately 20 additional words")
+
+# %% [markdown]
+# ## A few evolutions, live
+#
+# Two seed problems, one heuristic each, rewritten by the profile's evolver (`config.evol.evolver`: the
+# student model offline, an API model at full size). With the `tiny` profile the evolver is a random model
+# and writes gibberish, which the eliminator rejects: a fine demonstration of the eliminator. The `cpu`
+# profile shows real (small-model) attempts.
+
+# %%
+from rrtf_lite.backends import make_generator
+from rrtf_lite.data import load_seed_problems
+
+seeds = load_seed_problems("train")[:2]
+evolver = make_generator(config.evol.evolver, config.model.student, seeds, batch_size=config.sampling.batch_size)
+plan = list(zip(seeds, config.evol.methods, strict=False))
+prompts = [evol.render_evol_prompt(method, parent) for parent, method in plan]
+print(prompts[0])
+
+# %%
+replies = evolver.generate(prompts, temperature=config.evol.temperature, top_p=1.0,
+                           max_new_tokens=config.evol.max_new_tokens, seed=config.seed)
+live = [{"parent": parent, "method": method, "reply": reply[0].text} for (parent, method), reply in zip(plan, replies, strict=True)]
+for item in live:
+    print(f"=== {item['parent']['id']} via {item['method']}:\n{item['reply'][:600]}\n")
+
+# %% [markdown]
+# ## The eliminator
+#
+# WizardLM drops an evolution when (1) it adds no information over its parent, (2) the reply contains
+# "sorry" and is short (< 80 words), (3) it is only punctuation and stop words, or (4) it copies the
+# template's scaffolding ("#Rewritten Prompt#", "given prompt"). `evol.eliminate(parent, reply)` applies
+# these (rule 1 by text similarity) plus two of ours: the reply must be long enough to be a task and must
+# still name a function. It returns the parsed problem, or `None` and a reason.
+
+# %%
+parent = seeds[0]
+examples = {
+    "live 1": (live[0]["parent"], live[0]["reply"]),
+    "live 2": (live[1]["parent"], live[1]["reply"]),
+    "apology": (parent, "Sorry, I cannot make this problem any harder."),
+    "copy of the parent": (parent, f"Function: {parent['signature'][4:-1]}\n{parent['instruction']}"),
+    "scaffolding": (parent, "#Rewritten Task#\n" + parent["instruction"] + " Also sort the result."),
+    "a real rewrite": (parent, f"Function: {parent['signature'][4:-1]}\n{parent['instruction']} The function "
+                       "must also reject inputs longer than 10,000 characters by raising ValueError, and it "
+                       "must treat tab and newline characters as word separators that are preserved as well."),
+}
+rows = []
+for name, (p, reply) in examples.items():
+    parsed, reason = evol.eliminate(p, reply)
+    rows.append({"example": name, "decision": "kept" if parsed else "dropped",
+                 "why": evol.DROP_REASONS[reason] if reason else f"asks for {parsed['signature']}"})
+pd.DataFrame(rows).set_index("example")
+
+# %% [markdown]
+# ## Tests for evolved problems
+#
+# RRTF ranks answers by running them against unit tests, but an evolved problem has none, and the paper does
+# not say where its tests came from. **This tutorial's choice** (not the paper's):
+#
+# - **with an LLM test writer** (`config.evol.test_writer.kind` = `hf` / `openai`): the teacher writes a
+#   solution and `assert` tests; the sandbox runs the solution against them, and the problem is kept only if
+#   all pass and there are at least `config.evol.min_tests`;
+# - **offline** (`reference`): no teacher can solve a *new* problem, so a rewrite is kept only if it still
+#   asks for the parent's function; it then inherits the parent's tests and reference solution (checked in
+#   the sandbox first).
+#
+# Here is the test writer's prompt, and the validation applied to a hand-written teacher reply:
+
+# %%
+print(evol.TEST_WRITER_TEMPLATE.replace("{min_tests}", str(config.evol.min_tests))
+      .replace("{entry_point}", parent["entry_point"]).replace("{instruction}", evol.question_text(parent))[:700])
+
+# %%
+from rrtf_lite.sandbox import run_tests
+
+teacher_reply = ("```python\n" + parent["reference_solution"] + "\n```\n\n```python\n"
+                 + "\n".join(parent["tests"][:3]) + "\nassert " + parent["entry_point"] + "('x') == 'nope'\n```")
+solution, tests = evol.parse_teacher_reply(teacher_reply, parent["entry_point"])
+result = run_tests(solution, tests, parent["entry_point"])
+print(f"{len(tests)} tests parsed; the teacher's own solution reaches level {result.level} "
+      f"({result.pass_fraction:.0%} pass) -> {'kept' if result.level == 3 else 'dropped: teacher_failed_tests'}")
+
+# %% [markdown]
+# The last test was deliberately wrong, so the whole problem is dropped: we never train on tests that even
+# the teacher's solution fails.
+#
+# ## The `evolve` stage
+#
+# `run_stage` runs it in the run directory (it skips when `problems.jsonl` is complete) and writes
+# `problems.jsonl` (the seed problems plus the kept evolutions, with their lineage `parent_id`,
+# `evol_round`, `evol_method`; deduplicated and decontaminated against HumanEval, as in the paper),
+# `evol_attempts.jsonl` (every attempt with its reply and decision) and `evol_stats.json`.
+
+# %%
+evolve_summary = run_stage("evolve", config)
+evolve_summary
+
+# %%
+import json
+
+from rrtf_lite.records import read_jsonl
+
+stats = json.loads(open(f"{RUN_DIR}/evol_stats.json").read())
+pd.DataFrame(stats["table"]).set_index(["round", "method"])
+
+# %%
+problems = read_jsonl(f"{RUN_DIR}/problems.jsonl", kind="problem")
+frame = pd.DataFrame(problems)
+frame["n_tests"] = frame["tests"].map(len)
+frame[["id", "source", "parent_id", "evol_round", "evol_method", "n_tests"]]
+
+# %%
+from rrtf_lite.viz import plot_evolution
+
+plot_evolution(problems, title=f"problems per method and round ({PROFILE})");
+
+
+# %% [markdown]
+# ## ✏️ Exercise
+#
+# Implement WizardLM's elimination rule 2 yourself: `is_refusal(text)` is True when the reply contains
+# "sorry" (in any case) **and** has fewer than 80 words. The cell holds a reference answer so "Run all"
+# works: replace its body with your own (or set `is_refusal = None` to see a hint) and run the check.
+
+# %%
+def is_refusal(text):  # SOLUTION: replace the body with your own
+    return "sorry" in text.lower() and len(text.split()) < 80
+
+
+# %%
+from rrtf_lite.exercises import check_refusal_rule
+
+check_refusal_rule(is_refusal)
+
+# %% [markdown]
+# **Next:** [02 · Sampling](02_sampling.ipynb) collects student and teacher answers to these problems.

@@ -1,0 +1,214 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+#   rrtf_lite:
+#     summary: Temperature and k; student and teacher responses side by side; code extraction
+# ---
+
+# %% [markdown]
+# # 02 · Sampling: student and teacher responses
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/02_sampling.ipynb)
+#
+# RRTF learns from *comparisons*, so every problem needs several answers: **k** sampled from the student
+# (the model we are training) and one or more from a **teacher**. This notebook produces them.
+#
+# **In this notebook you will**
+# 1. see how temperature and top-p shape the next-token distribution, and why RRTF samples at $T > 0$;
+# 2. generate student answers live and watch them change with the temperature;
+# 3. extract the code from a reply (the paper trains only on code);
+# 4. run the `sample` stage and compare student and teacher answers side by side.
+
+# %%
+# Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
+# Locally: nothing to do when rrtf_lite already imports (`make setup`).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("rrtf_lite") is None:
+    if not os.path.isdir("rrtf-lite"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True)
+    sys.path.insert(0, os.path.abspath("rrtf-lite"))
+from rrtf_lite.colab import ensure_installed
+
+ensure_installed("rrtf-lite" if os.path.isdir("rrtf-lite") else None)
+
+# %%
+# The profile: RRTF_PROFILE if set (CI sets "tiny"), else colab-t4 on a GPU and cpu without one.
+import os
+
+import pandas as pd
+import torch
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
+
+from rrtf_lite.config import load_config
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
+
+PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
+RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
+config = load_config(PROFILE, overrides={"run_dir": RUN_DIR})
+pd.set_option("display.max_colwidth", 80)
+print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
+
+# %% [markdown]
+# ## Temperature and top-p
+#
+# At each step the model gives logits $z$ over the vocabulary. Sampling at temperature $T$ draws the next
+# token from
+#
+# $$ P_T(i) = \frac{\exp(z_i / T)}{\sum_j \exp(z_j / T)} $$
+#
+# $T \to 0$ is greedy decoding (always the top token), $T = 1$ is the model's own distribution and $T > 1$
+# flattens it. **Top-p** (nucleus) sampling then keeps only the smallest set of tokens whose probabilities
+# add up to $p$, cutting the long tail of unlikely tokens.
+#
+# For RRTF we want the $k$ student answers to *differ*: some pass, some fail, and the ranking has something
+# to say about them. The profile uses $T$ = `config.sampling.temperature` and top-p = `config.sampling.top_p`.
+
+# %%
+import math
+
+import matplotlib.pyplot as plt
+
+logits = [3.0, 2.0, 1.0, 0.5, 0.0]
+
+
+def softmax_at(z, t):
+    e = [math.exp(v / t) for v in z]
+    return [v / sum(e) for v in e]
+
+
+fig, ax = plt.subplots(figsize=(6, 3))
+for i, t in enumerate([0.2, 0.8, 1.5]):
+    ax.bar([x + 0.27 * (i - 1) for x in range(len(logits))], softmax_at(logits, t), 0.27, label=f"T={t}")
+ax.set_xlabel("token")
+ax.set_ylabel("probability")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# ## Student answers, live
+#
+# `HFGenerator` is the local-model backend every stage uses: chat template, batching, left padding and a
+# seed per batch. We ask it for 3 answers to one problem, greedily and at the profile's temperature.
+# (With the `tiny` profile the student is a random model and writes gibberish; with `cpu` you see real
+# attempts by SmolLM2-135M.)
+
+# %%
+from rrtf_lite.backends import HFGenerator, extract_code
+from rrtf_lite.data import load_seed_problems
+from rrtf_lite.prompts import build_prompt
+
+problem = load_seed_problems("train")[0]
+prompt = build_prompt(problem)
+print(prompt)
+
+# %%
+student = HFGenerator(config.model.student, batch_size=config.sampling.batch_size)
+live = {}
+for temperature in (0.0, config.sampling.temperature):
+    replies = student.generate([prompt], n=3, temperature=temperature, top_p=config.sampling.top_p,
+                               max_new_tokens=config.sampling.max_new_tokens, seed=config.seed)[0]
+    live[temperature] = [r.text for r in replies]
+    print(f"T={temperature}: {len(set(live[temperature]))} different answers out of 3")
+print(f"{student.tokens_per_s:.1f} generated tokens/s")
+
+# %%
+print(live[config.sampling.temperature][0])
+
+# %% [markdown]
+# ## Only the code
+#
+# The paper trains only on "code snippets extracted from responses". `extract_code` takes the fenced python
+# block that defines the entry point (or, failing that, the most code-like block or unfenced code) and
+# returns `None` when there is nothing usable: such samples are counted, never silently dropped.
+
+# %%
+reply = """Sure! Here is a solution:
+
+```python
+def add(a, b):
+    return a + b
+```
+
+It runs in O(1)."""
+print(extract_code(reply, "add"))
+print(extract_code("I am not sure how to do that.", "add"))
+
+# %% [markdown]
+# ## The teacher
+#
+# The paper samples from stronger "teacher" models but does not say which. The profile's teacher is
+# `config.sampling.teacher.kind`: offline it is the **reference teacher**, which answers with each
+# problem's reference solution (a perfect teacher, so the pipeline runs with no network). With an API key
+# you can use any OpenAI-compatible model instead (notebook 06).
+
+# %% [markdown]
+# ## The `sample` stage
+#
+# The stage reads `problems.jsonl` (written by the `evolve` stage of notebook 01: it runs here too if it is
+# missing, or skips when it is done) and writes every response to `samples.jsonl` as soon as it exists, so
+# an interrupted run resumes where it stopped.
+
+# %%
+run_stage("evolve", config)
+sample_summary = run_stage("sample", config)
+sample_summary
+
+# %%
+from rrtf_lite.records import read_jsonl
+
+samples = read_jsonl(f"{RUN_DIR}/samples.jsonl", kind="sample")
+frame = pd.DataFrame(samples)
+frame["has code"] = frame["code"].notna()
+frame.groupby("source").agg(samples=("response", "size"), with_code=("has code", "sum"),
+                            mean_tokens=("n_tokens", "mean"), temperature=("temperature", "first"))
+
+# %% [markdown]
+# Side by side for one problem: the student's $k$ samples on the left, the teacher on the right.
+
+# %%
+import html as _html
+
+
+def side_by_side(problem_id):
+    cols = []
+    for source in ("student", "teacher"):
+        answers = [s for s in samples if s["problem_id"] == problem_id and s["source"] == source]
+        body = "".join(f"<b>{source} #{s['sample_index']}</b><pre style='white-space:pre-wrap;font-size:11px'>"
+                       f"{_html.escape(s['code'] or '(no code) ' + s['response'][:200])}</pre>" for s in answers)
+        cols.append(f"<div style='flex:1;min-width:280px;padding:4px'>{body}</div>")
+    return HTML(f"<h4>{problem_id}</h4><div style='display:flex'>{''.join(cols)}</div>")
+
+
+side_by_side(samples[0]["problem_id"])
+
+
+# %% [markdown]
+# ## ✏️ Exercise
+#
+# Write `temperature_softmax(logits, temperature)`: the probabilities $P_T(i)$ from the formula above.
+# Subtract the largest scaled logit before `exp` so large logits cannot overflow. The cell holds a reference
+# answer so "Run all" works: replace its body with your own (or set `temperature_softmax = None` to see a
+# hint) and run the check.
+
+# %%
+def temperature_softmax(logits, temperature):  # SOLUTION: replace the body with your own
+    scaled = [z / temperature for z in logits]
+    top = max(scaled)
+    exps = [math.exp(z - top) for z in scaled]
+    return [e / sum(exps) for e in exps]
+
+
+# %%
+from rrtf_lite.exercises import check_temperature_softmax
+
+check_temperature_softmax(temperature_softmax)
+
+# %% [markdown]
+# **Next:** [03 · Ranking](03_ranking.ipynb) runs every response against its tests.
