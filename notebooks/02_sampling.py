@@ -100,7 +100,8 @@ plt.show()
 # attempts by SmolLM2-135M.)
 
 # %%
-from rrtf_lite.backends import HFGenerator, extract_code
+from rrtf_lite.backends import HFGenerator
+from rrtf_lite.programs import extract_code
 from rrtf_lite.data import load_seed_problems
 from rrtf_lite.prompts import build_prompt
 
@@ -124,9 +125,12 @@ print(live[config.sampling.temperature][0])
 # %% [markdown]
 # ## Only the code
 #
-# The paper trains only on "code snippets extracted from responses". `extract_code` takes the fenced python
-# block that defines the entry point (or, failing that, the most code-like block or unfenced code) and
-# returns `None` when there is nothing usable: such samples are counted, never silently dropped.
+# The paper trains only on "code snippets extracted from responses". `rrtf_lite.programs` is the one place that
+# turns model text into a program, for every stage: `extract_code` takes the fenced python block that defines the
+# entry point plus any other block it needs (an import or a helper written separately), reads a reply that starts
+# with unfenced code and "closes" a block it never opened, and returns `None` when there is nothing usable: such
+# samples are counted, never silently dropped. Ranking then cleans that code (`programs.clean`: code cut off by
+# the token limit and demonstrable example usage go) and the program it scores is exactly the text training uses.
 
 # %%
 reply = """Sure! Here is a solution:
