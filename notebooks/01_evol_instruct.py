@@ -88,17 +88,20 @@ for method, template in evol.EVOL_TEMPLATES.items():
 # %% [markdown]
 # ## A few evolutions, live
 #
-# Two seed problems, one heuristic each, rewritten by the profile's evolver (`config.evol.evolver`: the
-# student model offline, an API model at full size). With the `tiny` profile the evolver is a random model
-# and writes gibberish, which the eliminator rejects: a fine demonstration of the eliminator. The `cpu`
-# profile shows real (small-model) attempts.
+# Two seed problems, one heuristic each, rewritten by the student model (an API model at full size). With the
+# `tiny` profile the evolver is a random model and writes gibberish; with the `cpu` profile it is the bundled
+# 135M model, and its replies are almost always *code* (a solution attempt plus "Here's how you can use this
+# function"), not a harder task. The eliminator below drops them: a 135M model cannot do Evol-Instruct, which is
+# why the paper used a strong LLM as evolver.
 
 # %%
 from rrtf_lite.backends import make_generator
+from rrtf_lite.config import BackendConfig
 from rrtf_lite.data import load_seed_problems
 
 seeds = load_seed_problems("train")[:2]
-evolver = make_generator(config.evol.evolver, config.model.student, seeds, batch_size=config.sampling.batch_size)
+live_backend = config.evol.evolver if config.evol.evolver.kind != "recorded" else BackendConfig(kind="hf")
+evolver = make_generator(live_backend, config.model.student, seeds, batch_size=config.sampling.batch_size)
 plan = list(zip(seeds, config.evol.methods, strict=False))
 prompts = [evol.render_evol_prompt(method, parent) for parent, method in plan]
 print(prompts[0])
@@ -106,24 +109,50 @@ print(prompts[0])
 # %%
 replies = evolver.generate(prompts, temperature=config.evol.temperature, top_p=1.0,
                            max_new_tokens=config.evol.max_new_tokens, seed=config.seed)
-live = [{"parent": parent, "method": method, "reply": reply[0].text} for (parent, method), reply in zip(plan, replies, strict=True)]
+live = [{"parent": parent, "method": method, "reply": reply[0].text, "finish": reply[0].finish_reason}
+        for (parent, method), reply in zip(plan, replies, strict=True)]
 for item in live:
     print(f"=== {item['parent']['id']} via {item['method']}:\n{item['reply'][:600]}\n")
+
+# %% [markdown]
+# ## Recorded evolutions: what a strong evolver writes
+#
+# `data/evol_recorded/` holds 150 evolutions of training seed problems written ahead of time with the same
+# templates (what a GPT-4-class evolver replies), each with its **own** reference solution and tests, checked in
+# the sandbox. Offline, the **recorded evolver** (`evol.evolver.kind = "recorded"`) replays them, so the rest of
+# the course trains on real evolutions; every output made with it says `recorded`. Three of them, next to their
+# parents:
+
+# %%
+from rrtf_lite.data import load_recorded_evolutions
+
+recorded = load_recorded_evolutions()
+by_id = {p["id"]: p for p in load_seed_problems("train")}
+print(f"{len(recorded)} recorded evolutions of {len({r['parent_id'] for r in recorded})} train seeds\n")
+for method in ("add_constraints", "complexity", "erroneous_code"):
+    r = next(r for r in recorded if r["evol_method"] == method)
+    print(f"=== {r['parent_id']} -> {method}\nparent: {by_id[r['parent_id']]['instruction'][:300]}\n")
+    print(f"evolved ({len(r['tests'])} tests of its own):\n{r['instruction'][:700]}\n")
 
 # %% [markdown]
 # ## The eliminator
 #
 # WizardLM drops an evolution when (1) it adds no information over its parent, (2) the reply contains
 # "sorry" and is short (< 80 words), (3) it is only punctuation and stop words, or (4) it copies the
-# template's scaffolding ("#Rewritten Prompt#", "given prompt"). `evol.eliminate(parent, reply)` applies
-# these (rule 1 by text similarity) plus two of ours: the reply must be long enough to be a task and must
-# still name a function. It returns the parsed problem, or `None` and a reason.
+# template's scaffolding ("#Rewritten Prompt#", "given prompt"). `evol.eliminate(parent, reply, method,
+# finish_reason)` applies these (rule 1 by text similarity) plus ours, which all say "a problem statement is
+# prose": a reply that *is* code, contains a code block (only `erroneous_code` may show its one misleading
+# snippet), defines a function, was cut off by the token limit, is too short to be a task or names no function
+# is dropped. It returns the parsed problem, or `None` and a reason.
 
 # %%
 parent = seeds[0]
 examples = {
-    "live 1": (live[0]["parent"], live[0]["reply"]),
-    "live 2": (live[1]["parent"], live[1]["reply"]),
+    "live 1": (live[0]["parent"], live[0]["reply"], live[0]["method"], live[0]["finish"]),
+    "live 2": (live[1]["parent"], live[1]["reply"], live[1]["method"], live[1]["finish"]),
+    "recorded": (by_id[recorded[0]["parent_id"]], recorded[0]["instruction"], recorded[0]["evol_method"], "stop"),
+    "a solution, not a task": (parent, f"{parent['reference_solution']}\nHere's how you can use this function:\n"
+                               f"print({parent['entry_point']}('a b'))", "add_constraints", "stop"),
     "apology": (parent, "Sorry, I cannot make this problem any harder."),
     "copy of the parent": (parent, f"Function: {parent['signature'][4:-1]}\n{parent['instruction']}"),
     "scaffolding": (parent, "#Rewritten Task#\n" + parent["instruction"] + " Also sort the result."),
@@ -132,8 +161,8 @@ examples = {
                        "must treat tab and newline characters as word separators that are preserved as well."),
 }
 rows = []
-for name, (p, reply) in examples.items():
-    parsed, reason = evol.eliminate(p, reply)
+for name, (p, reply, *how) in examples.items():
+    parsed, reason = evol.eliminate(p, reply, *how)
     rows.append({"example": name, "decision": "kept" if parsed else "dropped",
                  "why": evol.DROP_REASONS[reason] if reason else f"asks for {parsed['signature']}"})
 pd.DataFrame(rows).set_index("example")
@@ -147,9 +176,12 @@ pd.DataFrame(rows).set_index("example")
 # - **with an LLM test writer** (`config.evol.test_writer.kind` = `hf` / `openai`): the teacher writes a
 #   solution and `assert` tests; the sandbox runs the solution against them, and the problem is kept only if
 #   all pass and there are at least `config.evol.min_tests`;
-# - **offline** (`reference`): no teacher can solve a *new* problem, so a rewrite is kept only if it still
-#   asks for the parent's function; it then inherits the parent's tests and reference solution (checked in
-#   the sandbox first).
+# - **offline with the recorded evolver**: each recorded evolution brings its own solution and tests, run in the
+#   sandbox again before the problem is kept;
+# - **offline with a live evolver** (`reference` test writer): no teacher can solve a *new* problem, so a
+#   rewrite is kept only if it still asks for the parent's function; it then inherits the parent's tests and
+#   reference solution (checked in the sandbox first). The tests then check the parent's behaviour, not the
+#   rewrite's: one more reason the recorded set exists.
 #
 # Here is the test writer's prompt, and the validation applied to a hand-written teacher reply:
 
@@ -173,7 +205,8 @@ print(f"{len(tests)} tests parsed; the teacher's own solution reaches level {res
 #
 # ## The `evolve` stage
 #
-# `run_stage` runs it in the run directory (it skips when `problems.jsonl` is complete) and writes
+# `run_stage` runs it in the run directory (it skips when it finished before with the same seed data and
+# settings, and redoes itself when they changed) and writes
 # `problems.jsonl` (the seed problems plus the kept evolutions, with their lineage `parent_id`,
 # `evol_round`, `evol_method`; deduplicated and decontaminated against HumanEval, as in the paper),
 # `evol_attempts.jsonl` (every attempt with its reply and decision) and `evol_stats.json`.

@@ -101,8 +101,8 @@ plt.show()
 
 # %%
 from rrtf_lite.backends import HFGenerator
-from rrtf_lite.programs import extract_code
 from rrtf_lite.data import load_seed_problems
+from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 
 problem = load_seed_problems("train")[0]
