@@ -230,35 +230,26 @@ def _known_keys(obj, prefix: str = "") -> list[str]:
 
 
 def _coerce(value, annotation, key: str, where: str):
-    """Check a value against its field's type; ints are accepted where floats are expected."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if value is None and type(None) in args:
-        return None
-    allowed = [a for a in args if a is not type(None)] if origin in (typing.Union, _union_type()) else [annotation]
-    for kind in allowed:
-        base = typing.get_origin(kind) or kind
-        if base is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        if base is float and isinstance(value, str):  # YAML 1.1 reads "1e-2" as a string
+    """Check a value against its field's type with pydantic in strict mode (no bool for a number, no "3" for 3);
+    ints are accepted where floats are expected, and so is a float written as a string (YAML 1.1 reads "1e-2" as
+    one)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter = TypeAdapter(annotation)
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError:
+        if isinstance(value, str):
             try:
-                return float(value)
-            except ValueError:
-                continue
-        if base is bool and isinstance(value, bool):
-            return value
-        if base in (int, float) and isinstance(value, bool):
-            continue
-        if isinstance(base, type) and isinstance(value, base):
-            return value
-    names = " or ".join(getattr(a, "__name__", str(a)) for a in allowed)
-    raise UserError(f"{where}: {key} must be {names}, got {value!r}.")
+                return adapter.validate_python(float(value), strict=True)
+            except (ValueError, ValidationError):
+                pass
+    raise UserError(f"{where}: {key} must be {_type_label(annotation)}, got {value!r}.")
 
 
-def _union_type():
-    import types
-
-    return types.UnionType
+def _type_label(annotation) -> str:
+    args = [a for a in typing.get_args(annotation) if a is not type(None)] or [annotation]
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
 
 
 def set_key(config: RunConfig, key: str, value, where: str = "override") -> None:

@@ -1,7 +1,7 @@
 """Record schemas and validated JSONL I/O: every stage file goes through here.
 
-Records are plain dicts in memory; the dataclasses below only describe them (field names are the contract in
-docs/architecture.md). ``validate`` checks a dict against its schema and fills optional fields, so a bad line
+Records are plain dicts in memory; the pydantic models below describe them (field names are the contract in
+docs/architecture.md). ``validate`` checks a dict against its model (strict JSON types) and fills optional fields, so a bad line
 is reported as ``file:line: field 'x': ...`` at the stage that reads it, not as a KeyError three stages later.
 ``ResumableWriter`` appends one fsync'ed line per record, so a stage killed with SIGKILL resumes without losing
 or duplicating records.
@@ -9,17 +9,15 @@ or duplicating records.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 import tempfile
-import types
-import typing
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rrtf_lite.errors import UserError
 
@@ -37,8 +35,13 @@ class RecordError(UserError, ValueError):
         self.path, self.line, self.field = path, line, field
 
 
-@dataclass
-class Problem:
+class Record(BaseModel):
+    """Base of every record schema: strict JSON types (no "3" for 3, no true for 1), unknown fields kept."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+
+
+class Problem(Record):
     """A programming task with unit tests (data/seed, HumanEval, MBPP, evolved problems)."""
 
     id: str
@@ -49,7 +52,7 @@ class Problem:
     signature: str = ""
     reference_solution: str = ""
     difficulty: Literal["easy", "medium", "hard"] = "medium"  # unknown difficulty counts as medium
-    tags: list[str] = field(default_factory=list)
+    tags: list[str] = []
     parent_id: str | None = None
     evol_round: int = 0
     evol_method: str | None = None
@@ -57,18 +60,16 @@ class Problem:
     prompt: str | None = None
 
 
-@dataclass
 class SeedInstruction(Problem):
     """An instruction without tests (Code Alpaca, Evol-Instruct-Code): input for Evol-Instruct, which writes
     the tests. Same fields as Problem; only here may ``tests`` be empty and ``entry_point`` be ""."""
 
     entry_point: str = ""
-    tests: list[str] = field(default_factory=list)
+    tests: list[str] = []
     source: str = ""
 
 
-@dataclass
-class Sample:
+class Sample(Record):
     """One response of the student or the teacher to one problem."""
 
     problem_id: str
@@ -82,8 +83,7 @@ class Sample:
     n_tokens: int = 0
 
 
-@dataclass
-class CaseResult:
+class CaseResult(Record):
     """The outcome of one test of one Execution."""
 
     status: Literal["pass", "fail", "error", "timeout"]
@@ -91,8 +91,7 @@ class CaseResult:
     message: str | None = None
 
 
-@dataclass
-class Execution:
+class Execution(Record):
     """A sample run against its problem's tests."""
 
     problem_id: str
@@ -106,8 +105,7 @@ class Execution:
     program: str | None = None  # exactly what ran (and what training uses); None: no usable code
 
 
-@dataclass
-class Pair:
+class Pair(Record):
     """One (teacher, student) training pair; chosen/rejected are ``prompts.format_target`` code."""
 
     problem_id: str
@@ -122,8 +120,7 @@ class Pair:
     rejected_index: int
 
 
-@dataclass
-class Group:
+class Group(Record):
     """All responses of one prompt with their scores, for the listwise RRHF loss."""
 
     problem_id: str
@@ -131,11 +128,10 @@ class Group:
     responses: list[str]
     scores: list[float]
     sources: list[str]
-    sample_indices: list[int] = field(default_factory=list)  # which sample each response was
+    sample_indices: list[int] = []  # which sample each response was
 
 
-@dataclass
-class EvalResult:
+class EvalResult(Record):
     """Per-problem evaluation result of one model (+ adapter) on one dataset."""
 
     problem_id: str
@@ -148,7 +144,7 @@ class EvalResult:
     adapter: str | None = None
 
 
-SCHEMAS: dict[str, type] = {
+SCHEMAS: dict[str, type[Record]] = {
     "problem": Problem,
     "seed_instruction": SeedInstruction,
     "sample": Sample,
@@ -159,79 +155,32 @@ SCHEMAS: dict[str, type] = {
 }
 
 
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        return " | ".join("None" if a is type(None) else _type_name(a) for a in typing.get_args(tp))
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list[{_type_name(typing.get_args(tp)[0])}]"
-    if dataclasses.is_dataclass(tp):
-        return "object"
-    return getattr(tp, "__name__", str(tp))
-
-
 def _json_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _check(value: Any, tp: Any) -> str | None:
-    """None if ``value`` matches ``tp``, else what is wrong (e.g. "got str")."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        if any(_check(value, a) is None for a in typing.get_args(tp)):
-            return None
-        return f"got {_json_name(value)}"
-    if origin is Literal:
-        return None if value in typing.get_args(tp) else f"got {value!r}"
-    if origin is list:
-        if not isinstance(value, list):
-            return f"got {_json_name(value)}"
-        for i, item in enumerate(value):
-            problem = _check(item, typing.get_args(tp)[0])
-            if problem:
-                return f"{problem} at [{i}]"
-        return None
-    if tp is type(None):
-        return None if value is None else f"got {_json_name(value)}"
-    if dataclasses.is_dataclass(tp):  # contents are checked by _validate_fields, with a precise field name
-        return None if isinstance(value, dict) else f"got {_json_name(value)}"
-    if tp is bool:
-        return None if isinstance(value, bool) else f"got {_json_name(value)}"
-    if tp is int:  # bool is an int subclass in Python; JSON true is not a count
-        return None if isinstance(value, int) and not isinstance(value, bool) else f"got {_json_name(value)}"
-    if tp is float:  # JSON writes 4.0 as 4 in some tools: accept ints, not bools
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if ok else f"got {_json_name(value)}"
-    return None if isinstance(value, tp) else f"got {_json_name(value)}"
+def _location(loc: tuple) -> str:
+    """pydantic's ("tests", 1, "status") -> "tests[1].status"."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
 
 
-def _validate_fields(record: dict, schema: type, prefix: str) -> dict:
-    hints = typing.get_type_hints(schema)
-    out = dict(record)
-    for f in dataclasses.fields(schema):
-        name = prefix + f.name
-        if f.name not in record:
-            if f.default is not dataclasses.MISSING:
-                out[f.name] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                out[f.name] = f.default_factory()
-            else:
-                raise RecordError(f"field '{name}': missing (required)", field=name)
-            continue
-        tp = hints[f.name]
-        problem = _check(out[f.name], tp)
-        if problem:
-            raise RecordError(f"field '{name}': expected {_type_name(tp)}, {problem}", field=name)
-        item_tp = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
-        if tp is float:  # store 4 as 4.0 so columns have one type
-            out[f.name] = float(out[f.name])
-        elif item_tp is float:
-            out[f.name] = [float(v) for v in out[f.name]]
-        if dataclasses.is_dataclass(item_tp):  # e.g. Execution.tests: validate and fill each item
-            out[f.name] = [_validate_fields(v, item_tp, f"{name}[{i}].") for i, v in enumerate(out[f.name])]
-    return out
+def _record_error(error: ValidationError) -> RecordError:
+    """The first schema violation as "field 'x': what is wrong, got <JSON type>"."""
+    first = error.errors(include_url=False)[0]
+    where = _location(first["loc"])
+    if first["type"] == "missing":
+        return RecordError(f"field '{where}': missing (required)", field=where)
+    return RecordError(f"field '{where}': {first['msg']}, got {_json_name(first['input'])}", field=where)
+
+
+def _validate_fields(record: dict, schema: type[Record]) -> dict:
+    try:
+        return schema.model_validate(record).model_dump()
+    except ValidationError as error:
+        raise _record_error(error) from None
 
 
 def _semantic_checks(record: dict, kind: str) -> None:
@@ -273,7 +222,7 @@ def validate(record: dict, kind: str, where: str = "") -> dict:
     if not isinstance(record, dict):
         raise RecordError(f"{prefix}expected a JSON object, got {_json_name(record)}")
     try:
-        out = _validate_fields(record, SCHEMAS[kind], "")
+        out = _validate_fields(record, SCHEMAS[kind])
         _semantic_checks(out, kind)
     except RecordError as e:
         path, _, line = where.rpartition(":")

@@ -76,17 +76,17 @@ def test_validate_keeps_extra_fields_and_does_not_mutate():
     ("record", "kind", "field", "text"),
     [
         ({k: v for k, v in problem().items() if k != "entry_point"}, "problem", "entry_point", "missing"),
-        (problem(tests="assert add_two(1, 2) == 3"), "problem", "tests", "expected list[str], got str"),
+        (problem(tests="assert add_two(1, 2) == 3"), "problem", "tests", "should be a valid list, got str"),
         (problem(tests=[]), "problem", "tests", "a problem needs at least one test"),
-        (problem(tests=["assert x", 3]), "problem", "tests", "got int at [1]"),
-        (problem(evol_round=True), "problem", "evol_round", "expected int, got bool"),
-        (problem(evol_round=1.0), "problem", "evol_round", "expected int, got float"),
-        (problem(difficulty="trivial"), "problem", "difficulty", "got 'trivial'"),
-        (problem(parent_id=3), "problem", "parent_id", "expected str | None, got int"),
+        (problem(tests=["assert x", 3]), "problem", "tests[1]", "should be a valid string, got int"),
+        (problem(evol_round=True), "problem", "evol_round", "should be a valid integer, got bool"),
+        (problem(evol_round=1.0), "problem", "evol_round", "should be a valid integer, got float"),
+        (problem(difficulty="trivial"), "problem", "difficulty", "'easy', 'medium' or 'hard', got str"),
+        (problem(parent_id=3), "problem", "parent_id", "should be a valid string, got int"),
         (problem(entry_point="not a name"), "problem", "entry_point", "not a Python name"),
-        (sample(True), "sample", "sample_index", "expected int, got bool"),
-        (sample(0, temperature=True), "sample", "temperature", "expected float, got bool"),
-        (sample(0, code=None, response=None), "sample", "response", "expected str, got null"),
+        (sample(True), "sample", "sample_index", "should be a valid integer, got bool"),
+        (sample(0, temperature=True), "sample", "temperature", "should be a valid number, got bool"),
+        (sample(0, code=None, response=None), "sample", "response", "should be a valid string, got null"),
     ],
 )
 def test_validate_errors_name_file_line_field(record, kind, field, text):
@@ -100,7 +100,7 @@ def test_validate_errors_name_file_line_field(record, kind, field, text):
 
 def test_exact_message_format():
     with pytest.raises(
-        RecordError, match=r"^data/seed/part_a\.jsonl:12: field 'tests': expected list\[str\], got str$"
+        RecordError, match=r"^data/seed/part_a\.jsonl:12: field 'tests': Input should be a valid list, got str$"
     ):
         validate(problem(tests="x"), "problem", "data/seed/part_a.jsonl:12")
 
@@ -112,7 +112,7 @@ def test_execution_nested_tests_validated_and_filled():
     assert out["score"] == 2.0 and isinstance(out["score"], float)
     assert out["tests"][0] == {"status": "pass", "error_type": None, "message": None}
     bad = dict(rec, tests=[{"status": "pass"}, {"status": "ok"}])
-    with pytest.raises(RecordError, match=r"f:3: field 'tests\[1\]\.status': expected one of"):
+    with pytest.raises(RecordError, match=r"f:3: field 'tests\[1\]\.status': Input should be 'pass', 'fail', 'error' or 'timeout', got str"):
         validate(bad, "execution", "f:3")
     with pytest.raises(RecordError, match="field 'level': expected 0..3"):
         validate(dict(rec, level=4), "execution")
@@ -127,7 +127,7 @@ def test_group_and_eval_lengths_checked():
     with pytest.raises(RecordError, match="field 'sample_indices': 1 entries for 2 responses"):
         validate(dict(g, sample_indices=[0]), "group")
     e = {"problem_id": "p", "dataset": "humaneval", "model": "m", "completions": ["a"], "passed": [1], "levels": [3]}
-    with pytest.raises(RecordError, match=r"field 'passed': expected list\[bool\], got int at \[0\]"):
+    with pytest.raises(RecordError, match=r"field 'passed\[0\]': Input should be a valid boolean, got int"):
         validate(e, "eval")
     assert validate(dict(e, passed=[True]), "eval")["adapter"] is None
 
