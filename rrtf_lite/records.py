@@ -1,8 +1,9 @@
 """Record schemas and validated JSONL I/O: every stage file goes through here.
 
 Records are plain dicts in memory; the pydantic models below describe them (field names are the contract in
-docs/architecture.md). ``validate`` checks a dict against its model (strict JSON types) and fills optional fields, so a bad line
-is reported as ``file:line: field 'x': ...`` at the stage that reads it, not as a KeyError three stages later.
+docs/architecture.md). ``validate`` checks a dict against its model (strict JSON types) and fills optional
+fields, so a bad line is reported as ``file:line: field 'x': ...`` at the stage that reads it, not as a
+KeyError three stages later.
 ``ResumableWriter`` appends one fsync'ed line per record, so a stage killed with SIGKILL resumes without losing
 or duplicating records.
 """

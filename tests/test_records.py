@@ -112,7 +112,7 @@ def test_execution_nested_tests_validated_and_filled():
     assert out["score"] == 2.0 and isinstance(out["score"], float)
     assert out["tests"][0] == {"status": "pass", "error_type": None, "message": None}
     bad = dict(rec, tests=[{"status": "pass"}, {"status": "ok"}])
-    with pytest.raises(RecordError, match=r"f:3: field 'tests\[1\]\.status': Input should be 'pass', 'fail', 'error' or 'timeout', got str"):
+    with pytest.raises(RecordError, match=r"f:3: field 'tests\[1\]\.status': Input should be 'pass', .* got str"):
         validate(bad, "execution", "f:3")
     with pytest.raises(RecordError, match="field 'level': expected 0..3"):
         validate(dict(rec, level=4), "execution")
