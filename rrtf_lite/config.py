@@ -174,6 +174,8 @@ PROFILES: dict[str, dict[str, object]] = {
         "eval.humaneval_limit": 4,
         "eval.heldout_limit": 4,
         "eval.max_new_tokens": 32,
+        "ablation.margin_k": 1,
+        "ablation.bootstrap": 2000,
     },
     "cpu": {},
     "colab-t4": {
