@@ -24,7 +24,9 @@ STAGE_HELP = {
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", help="tiny | cpu | colab-t4 | full (default: cpu, or the config file's)")
+    parser.add_argument(
+        "--profile", help="tiny | cpu | cpu-ablation | colab-t4 | full (default: cpu, or the config file's)"
+    )
     parser.add_argument("--config", help="YAML file with sections model/data/evol/sampling/rank/train/eval")
     parser.add_argument("--run-dir", help="where the stage reads and writes its artifacts")
     parser.add_argument(
@@ -38,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text in STAGE_HELP.items():
         _add_config_args(sub.add_parser(name, help=help_text, description=help_text))
+    ablate = sub.add_parser(
+        "ablate",
+        help="compare base, SFT, RRTF, RRHF and DPO on the same data, with intervals (issue 12)",
+        description="Train every arm of config.ablation on the same ranked data and compare them.",
+    )
+    _add_config_args(ablate)
+    ablate.add_argument("--out", help="results JSON (default: <run-dir>/ablation.json); the .md goes next to it")
     doctor = sub.add_parser("doctor", help="versions, device, cache, and a short generation from the default model")
     doctor.add_argument("--model", default=None, help="model to try (default: the cpu profile's student)")
     show = sub.add_parser("config", help="print the resolved config as YAML")
@@ -100,6 +109,15 @@ def main(argv: list[str] | None = None) -> int:
             import yaml
 
             print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
+        if args.command == "ablate":
+            from rrtf_lite.ablation import ablate
+            from rrtf_lite.ablation_report import format_markdown
+
+            if args.force:
+                raise UserError("ablate resumes by itself and redoes what changed: remove the run dir to start over.")
+            results = ablate(config, out=args.out, command=" ".join(["rrtf-lite", *(argv or sys.argv[1:])]))
+            print("\n" + format_markdown(results))
             return 0
         from rrtf_lite import pipeline
 

@@ -91,7 +91,7 @@ class RankConfig:
 
 @dataclass
 class TrainConfig:
-    mode: str = "pair"  # pair (RRTF: teacher vs student) | listwise (RRHF: all responses)
+    mode: str = "pair"  # pair (RRTF: teacher vs student) | listwise (RRHF) | sft (teacher answers only) | dpo (TRL)
     finetune: str = "qlora"  # qlora | lora | full
     lora_r: int = 16
     lora_alpha: int = 32
@@ -110,6 +110,7 @@ class TrainConfig:
     seed: int = 0
     warmup_ratio: float = 0.03
     lr_scheduler: str = "cosine"
+    dpo_beta: float = 0.1  # mode dpo only: TRL DPOTrainer's beta (its default)
 
 
 @dataclass
@@ -127,6 +128,21 @@ class EvalConfig:
 
 
 @dataclass
+class AblationConfig:
+    """``rrtf-lite ablate``: several training arms on the same ranked data, compared on the same problems."""
+
+    arms: list[str] = field(default_factory=lambda: ["base", "sft", "rrtf", "rrhf", "dpo"])  # + rank_only
+    seeds: list[int] = field(default_factory=lambda: [0])  # training seeds; per-problem results are averaged
+    pairs_per_problem: int | None = 1  # training pairs kept per problem, widest score gap first (None: all)
+    datasets: list[str] = field(default_factory=lambda: ["heldout", "humaneval"])
+    sampled_n: int = 0  # >= 5: also sampled pass@1 (unbiased estimator) from this many samples per problem
+    margin_k: int = 2  # student samples per held-out problem for the preference-margin pairs (0: no margin)
+    margin_batch_size: int = 8
+    bootstrap: int = 10000  # paired bootstrap resamples over problems
+    bootstrap_seed: int = 0
+
+
+@dataclass
 class RunConfig:
     profile: str = "cpu"
     run_dir: str = "runs/cpu"
@@ -138,6 +154,7 @@ class RunConfig:
     rank: RankConfig = field(default_factory=RankConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -158,6 +175,8 @@ PROFILES: dict[str, dict[str, object]] = {
         "eval.humaneval_limit": 4,
         "eval.heldout_limit": 4,
         "eval.max_new_tokens": 32,
+        "ablation.margin_k": 1,
+        "ablation.bootstrap": 2000,
     },
     "cpu": {},
     "colab-t4": {

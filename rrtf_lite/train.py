@@ -55,13 +55,16 @@ def records_to_groups(records: list[dict], mode: str) -> list[dict]:
             }
             for r in records
         ]
+    if mode == "sft":  # plain SFT: each distinct teacher answer once, no rank term (the loss sees K = 1)
+        unique = {(r["prompt"], r["chosen"]): float(r["score_chosen"]) for r in records}
+        return [{"prompt": p, "responses": [c], "scores": [s]} for (p, c), s in unique.items()]
     if mode == "listwise":
         return [
             {"prompt": r["prompt"], "responses": list(r["responses"]), "scores": [float(s) for s in r["scores"]]}
             for r in records
             if len(r["responses"]) >= 2
         ]
-    raise UserError(f"Unknown train.mode {mode!r}: choose pair or listwise.")
+    raise UserError(f"Unknown train.mode {mode!r}: choose pair, listwise, sft or dpo.")
 
 
 def tokenize_groups(
@@ -141,7 +144,7 @@ class RRTFTrainer(Trainer):
         # forward takes **kwargs), and would then skip the division: gradients summed over accumulation steps
         self.model_accepts_loss_kwargs = False
         check_sft_weight(sft_weight)
-        self.mode = mode
+        self.mode = "listwise" if mode == "sft" else mode  # one response per group: no pairs, SFT loss only
         self.sft_weight = sft_weight
         self._sums: dict[str, float] = defaultdict(float)  # local sums since the last log
 
@@ -222,9 +225,14 @@ def lora_config(train_config):
     )
 
 
-def training_arguments(train_config, output_dir: Path, device_info=None, **overrides):
-    """TrainingArguments from TrainConfig: fp16 where there is no bf16 (T4), bf16 where there is, fp32 on CPU."""
+def training_arguments(train_config, output_dir: Path, device_info=None, args_class=None, **overrides):
+    """TrainingArguments from TrainConfig: fp16 where there is no bf16 (T4), bf16 where there is, fp32 on CPU.
+
+    ``args_class``: a TrainingArguments subclass (TRL's DPOConfig), so every arm trains with the same settings.
+    """
     from transformers import TrainingArguments
+
+    args_class = args_class or TrainingArguments
 
     from rrtf_lite.models import pick_device
 
@@ -256,11 +264,11 @@ def training_arguments(train_config, output_dir: Path, device_info=None, **overr
         disable_tqdm=False,  # a progress bar for the train stage, like every other stage
     )
     kwargs.update(overrides)
-    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    fields = {f.name for f in dataclasses.fields(args_class)}
     if "activation_checkpointing" not in fields:  # transformers < 5.24 (e.g. a preinstalled Colab version)
         kwargs["gradient_checkpointing"] = kwargs.pop("activation_checkpointing")
         kwargs["gradient_checkpointing_kwargs"] = kwargs.pop("activation_checkpointing_kwargs")
-    return TrainingArguments(**kwargs)
+    return args_class(**kwargs)
 
 
 def build_trainer(
@@ -299,9 +307,10 @@ def _save_run_config(config, folder: Path) -> None:
 
 
 def _summary(trainer: RRTFTrainer, stats: TruncationStats, seconds: float, n_groups: int, finetune: str) -> dict:
-    logged = [h for h in trainer.state.log_history if "rank_loss" in h]
+    history = trainer.state.log_history
+    logged = [h for h in history if "rank_loss" in h] or [h for h in history if "loss" in h]  # DPO: no rank_loss
     last = logged[-1] if logged else {}
-    accs = [h["pair_accuracy"] for h in logged if not math.isnan(h["pair_accuracy"])]
+    accs = [h["pair_accuracy"] for h in logged if not math.isnan(h.get("pair_accuracy", math.nan))]
     return {
         "steps": trainer.state.global_step,
         "examples": n_groups,
@@ -322,7 +331,7 @@ def _summary(trainer: RRTFTrainer, stats: TruncationStats, seconds: float, n_gro
 def load_training_records(run_dir: Path, mode: str) -> list[dict]:
     from rrtf_lite.records import read_jsonl
 
-    name, kind = ("pairs.jsonl", "pair") if mode == "pair" else ("groups.jsonl", "group")
+    name, kind = ("groups.jsonl", "group") if mode == "listwise" else ("pairs.jsonl", "pair")
     path = run_dir / name
     if not path.is_file():
         raise UserError(f"{path} does not exist: run the rank stage first (rrtf-lite rank).")
@@ -342,10 +351,7 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
     Skips when adapter/ holds a finished run and ``force`` is False. Resumes from the last checkpoint in
     run_dir/checkpoints after an interruption.
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from rrtf_lite.pipeline import finish_stage, open_stage
-    from rrtf_lite.records import write_json
+    from rrtf_lite.pipeline import open_stage
 
     run_dir = Path(run_dir)
     tc = config.train
@@ -359,6 +365,10 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
 
     start = time.perf_counter()
     model, tokenizer = setup_model(config.model.student, tc)
+    if tc.mode == "dpo":
+        trainer, stats, n_groups = build_dpo_trainer(model, tokenizer, records, tc, checkpoints)
+        last = last_checkpoint(checkpoints, force)
+        return _finish_training(config, run_dir, trainer, tokenizer, stats, start, n_groups, last)
     groups = records_to_groups(records, tc.mode)
     if not groups:
         raise UserError(f"No {tc.mode} training groups with at least 2 responses in {run_dir}.")
@@ -371,10 +381,26 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
             flush=True,
         )
     trainer = build_trainer(model, tokenizer, features, tc, checkpoints)
-    last = None if force or not checkpoints.is_dir() else get_last_checkpoint(str(checkpoints))
+    last = last_checkpoint(checkpoints, force)
+    return _finish_training(config, run_dir, trainer, tokenizer, stats, start, len(groups), last)
+
+
+def last_checkpoint(checkpoints: Path, force: bool) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return None if force or not checkpoints.is_dir() else get_last_checkpoint(str(checkpoints))
+
+
+def _finish_training(config, run_dir: Path, trainer, tokenizer, stats, start: float, n_groups: int, last) -> dict:
+    """Train (resuming from ``last``), then save the adapter, log, loss plot and, last, the summary."""
+    from rrtf_lite.pipeline import finish_stage
+    from rrtf_lite.records import write_json
+
+    adapter_dir = run_dir / "adapter"
+    tc = config.train
     trainer.train(resume_from_checkpoint=last)
-    summary = _summary(trainer, stats, time.perf_counter() - start, len(groups), tc.finetune)
-    summary.update(resumed_from=last, skipped=False)
+    summary = _summary(trainer, stats, time.perf_counter() - start, n_groups, tc.finetune)
+    summary.update(resumed_from=last, skipped=False, mode=tc.mode)
 
     trainer.save_model(str(adapter_dir))  # adapter only for (Q)LoRA; the full model otherwise
     if trainer.is_world_process_zero():
@@ -384,7 +410,7 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
         _save_run_config(config, adapter_dir)
         log = {"summary": summary, "log_history": trainer.state.log_history}
         write_json(run_dir / "train_log.json", log)
-        plot_loss(trainer.state.log_history, run_dir / "plots" / "loss.png", title="RRTF training")
+        plot_loss(trainer.state.log_history, run_dir / "plots" / "loss.png", title=f"training ({tc.mode})")
         write_json(adapter_dir / SUMMARY_FILE, summary)  # the finished marker: written last
         finish_stage("train", config, run_dir)
     trainer.accelerator.wait_for_everyone()
@@ -417,3 +443,27 @@ def to_dpo_dataset(pairs: list[dict], tokenizer=None):
             "rejected": [p["rejected"] for p in pairs],
         }
     return datasets.Dataset.from_dict(columns)
+
+
+def build_dpo_trainer(model, tokenizer, records: list[dict], train_config, output_dir: Path):
+    """TRL's DPOTrainer on exactly the pairs RRTF trains on, with the same LoRA model and TrainingArguments.
+
+    The model is already a PeftModel, so TRL's reference model is the base with the adapter switched off.
+    Returns (trainer, truncation stats, number of pairs).
+    """
+    from trl import DPOConfig, DPOTrainer
+
+    tc = train_config
+    args = training_arguments(
+        tc,
+        output_dir,
+        args_class=DPOConfig,
+        beta=tc.dpo_beta,
+        max_length=tc.max_prompt_length + tc.max_response_length,
+        truncation_mode="keep_end",  # like our collator: the end of the prompt, next to the answer, stays
+    )
+    groups = records_to_groups(records, "pair")
+    _, stats = tokenize_groups(groups, tokenizer, tc.max_prompt_length, tc.max_response_length)  # counted alike
+    dataset = to_dpo_dataset(records, tokenizer)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    return trainer, stats, len(records)

@@ -256,3 +256,56 @@ def explore_groups(groups: list[dict], executions: list[dict], limit: int = 4):
     picker.observe(show, names="value")
     show()
     return widgets.VBox([picker, view])
+
+
+# ---------------------------------------------------------------- ablation
+ARM_COLORS = {"base": "#9aa5b1", "sft": "#f0a202", "rrtf": "#2f7ed8", "rrhf": "#4caf50", "dpo": "#9c27b0"}
+
+
+def plot_ablation_arms(results: dict, path: str | Path | None = None, title: str = "pass@1 per arm (greedy)"):
+    """Every arm's pass@1 per dataset with its 95 % bootstrap interval; ``results`` as ``ablate`` writes it."""
+    plt = _pyplot()
+    arms = list(results["arms"])
+    datasets = list(dict.fromkeys(d for arm in results["arms"].values() for d in arm))
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(arms) * len(datasets) + 1.5), 3.8))
+    for j, arm in enumerate(arms):
+        xs, heights, low, high = [], [], [], []
+        for i, name in enumerate(datasets):
+            entry = results["arms"][arm].get(name)
+            if entry is None or entry.get("pass@1") is None:
+                continue
+            value, (lo, hi) = 100 * entry["pass@1"], entry["ci95"]
+            xs.append(i + (j - (len(arms) - 1) / 2) * width)
+            heights.append(value)
+            low.append(max(0.0, value - 100 * lo))
+            high.append(max(0.0, 100 * hi - value))
+        ax.bar(xs, heights, width, yerr=[low, high], capsize=3, label=arm, color=ARM_COLORS.get(arm))
+    ns = [next(iter(results["arms"][a].get(d, {}).get("n", "?") for a in arms)) for d in datasets]
+    ax.set_xticks(range(len(datasets)), [f"{d}\n(n={n})" for d, n in zip(datasets, ns, strict=True)])
+    ax.set_ylabel("pass@1 (%) with 95 % interval")
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=min(len(arms), 6))
+    return _finish(fig, path)
+
+
+def plot_ablation_margins(results: dict, path: str | Path | None = None, title: str = "held-out preference margin"):
+    """Mean p_tea - p_stu on held-out pairs per arm (with its interval), and the pair accuracy beside it."""
+    plt = _pyplot()
+    margins = results["margins"]
+    arms = list(margins)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(max(6, 1.6 * len(arms) + 2), 3.6))
+    values = [margins[a]["margin"] for a in arms]
+    low = [max(0.0, margins[a]["margin"] - margins[a]["margin_ci95"][0]) for a in arms]
+    high = [max(0.0, margins[a]["margin_ci95"][1] - margins[a]["margin"]) for a in arms]
+    colors = [ARM_COLORS.get(a, "#607d8b") for a in arms]
+    left.bar(arms, values, yerr=[low, high], capsize=3, color=colors)
+    left.axhline(0, color="black", linewidth=0.8)
+    left.set_ylabel("mean p_tea - p_stu (nats/token)")
+    left.set_title(title, fontsize=10)
+    right.bar(arms, [100 * margins[a]["pair_accuracy"] for a in arms], color=colors)
+    right.axhline(50, color="black", linewidth=0.8, linestyle=":")
+    right.set_ylim(0, 100)
+    right.set_ylabel("pairs with p_tea > p_stu (%)")
+    right.set_title("pair accuracy", fontsize=10)
+    return _finish(fig, path)

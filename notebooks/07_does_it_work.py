@@ -1,0 +1,243 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · Does it work? RRTF next to SFT, RRHF and DPO on the same data
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/07_does_it_work.ipynb)
+#
+# PanGu-Coder2's central claim is that **ranking responses by test and teacher feedback** beats plain
+# supervised fine-tuning on the teacher's answers. A single before/after number (notebook 05) cannot show
+# that: even a gain could come from the SFT term alone, and on a few dozen problems one extra solved
+# problem is noise. This notebook answers two questions with one controlled experiment:
+#
+# 1. Does any training arm beat the untrained model on problems it never saw?
+# 2. Does the rank term add anything over SFT on the same teacher answers (`rrtf` − `sft`)?
+#
+# **In this notebook you will**
+# 1. see the design: five arms, same data, same steps, same LoRA set-up, same seeds;
+# 2. read every arm's pass@1 with its 95 % interval, and the paired differences;
+# 3. look at the held-out preference margin, which shows what the rank term does even where pass@1 cannot move;
+# 4. learn what these numbers allow you to conclude, and what they do not.
+
+# %%
+# Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
+# Locally: nothing to do when rrtf_lite already imports (`make setup`).
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("rrtf_lite") is None:
+    if not os.path.isdir("rrtf-lite"):
+        subprocess.run(
+            ["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True
+        )
+    sys.path.insert(0, os.path.abspath("rrtf-lite"))
+from rrtf_lite.colab import ensure_installed
+
+ensure_installed("rrtf-lite" if os.path.isdir("rrtf-lite") else None)
+
+# %% [markdown]
+# ## The design
+#
+# | arm | what trains | loss |
+# |---|---|---|
+# | `base` | nothing | the untrained student |
+# | `sft` | each teacher answer once | cross-entropy on the teacher answer only |
+# | `rrtf` | (teacher, student) pairs | gap-weighted pair hinge on $p_i$ + SFT (the paper) |
+# | `rrhf` | all ranked responses of a problem | listwise hinge + SFT on the best one |
+# | `dpo` | the same pairs | TRL's `DPOTrainer` |
+# | `rank_only` (optional) | the same pairs | rank loss alone, `sft_weight = 0` |
+#
+# Everything else is shared: the problems are evolved, sampled and ranked **once**, every trained arm gets
+# the same pairs (`ablation.pairs_per_problem` per problem, widest score gap first), the same number of
+# optimizer steps, the same LoRA set-up (`train.lora_config`) and the same seeds. Each arm is then measured on
+# the held-out seed problems and on HumanEval:
+#
+# - **greedy pass@1** per problem (solved or not), and sampled pass@1 with the unbiased estimator when
+#   `ablation.sampled_n` ≥ 5;
+# - the **share of answers without usable code** and the level histogram (compile error … all tests pass);
+# - the **held-out preference margin**: on held-out pairs (the base student's greedy answer vs the teacher's,
+#   ranked like the training pairs) the mean of $p_\text{tea} - p_\text{stu}$ and the share of pairs with
+#   $p_\text{tea} > p_\text{stu}$, with $p$ the length-normalised log-likelihood the rank loss uses.
+#
+# **Statistics.** Every arm answers the same problems, so scores are *paired*. A paired bootstrap resamples
+# problems (with replacement) 10 000 times and recomputes the mean difference; the 2.5th and 97.5th
+# percentiles are the 95 % interval. An interval that excludes 0 is evidence of a difference on *this kind*
+# of problem; one that includes 0 means the experiment cannot tell, not that the arms are equal.
+
+# %%
+# Which results to show: the committed CPU ablation by default. Set RRTF_ABLATION to a profile ("tiny" takes a
+# few minutes, "cpu-ablation" up to about 90 minutes on 2 cores) to rerun it here instead.
+import json
+from pathlib import Path
+
+import pandas as pd
+from IPython.display import Markdown, display
+
+from rrtf_lite.config import load_config
+
+RERUN = os.environ.get("RRTF_ABLATION", "")  # "" | "tiny" | "cpu-ablation" | any profile
+ROOT = next((p for p in (Path("."), Path(".."), Path("rrtf-lite")) if (p / "benchmarks").is_dir()), Path("."))
+COMMITTED = ROOT / "benchmarks" / "results" / "ablation_cpu.json"
+
+if not RERUN and not COMMITTED.is_file():
+    print(
+        f"No committed results at {COMMITTED}: the CPU ablation has not been run and committed in this checkout.\n"
+        "Running the tiny ablation instead (random 2-layer model, 3-4 problems: it shows the mechanics, its "
+        "numbers mean nothing). Set RRTF_ABLATION=cpu-ablation to run the real one (about 90 minutes on 2 cores)."
+    )
+    RERUN = "tiny"
+if RERUN:
+    from rrtf_lite.ablation import ablate
+
+    config = load_config(RERUN, overrides={"run_dir": f"runs/nb-ablation-{RERUN}"})
+    results = ablate(config, command=f"notebook 07, profile {RERUN}")
+    SOURCE = f"rerun here on profile {RERUN} ({config.run_dir}/ablation.json)"
+else:
+    results = json.loads(COMMITTED.read_text())
+    SOURCE = f"{COMMITTED} (committed; command: `{results['command']}`)"
+print(f"results: {SOURCE}")
+print(f"model {results['model']}, {results['heldout_problems']} held-out problems")
+print(f"machine: {results['machine']['device']}; total time {results['total_seconds']} s")
+
+# %% [markdown]
+# ## pass@1 of every arm, with its interval
+
+# %%
+from rrtf_lite.viz import plot_ablation_arms, plot_ablation_margins
+
+rows = [
+    {
+        "arm": arm,
+        "dataset": dataset,
+        "pass@1 %": round(100 * e["pass@1"], 1),
+        "95 % interval": f"[{100 * e['ci95'][0]:.1f}, {100 * e['ci95'][1]:.1f}]",
+        "n": e["n"],
+        "no usable code %": None if e["no_code_share"] is None else round(100 * e["no_code_share"], 1),
+        "levels 0/1/2/3": "/".join(str(e["levels"][str(lv)]) for lv in range(4)),
+    }
+    for arm, by_dataset in results["arms"].items()
+    for dataset, e in by_dataset.items()
+]
+display(pd.DataFrame(rows).set_index(["dataset", "arm"]).sort_index(level=0, sort_remaining=False))
+plot_ablation_arms(results, title=f"pass@1 per arm ({results['profile']})");
+
+# %% [markdown]
+# ## Paired differences
+#
+# Each row compares two arms on the same problems: `delta` is the mean difference of per-problem scores
+# (percentage points for pass@1, nats per token for the margin), with its paired-bootstrap 95 % interval.
+
+# %%
+deltas = pd.DataFrame(
+    [
+        {
+            "arm": d["arm"],
+            "vs": d["vs"],
+            "dataset": d["dataset"],
+            "metric": d["metric"],
+            "delta": d["delta"] * (1 if d["metric"] == "margin" else 100),
+            "ci95 low": d["ci95"][0] * (1 if d["metric"] == "margin" else 100),
+            "ci95 high": d["ci95"][1] * (1 if d["metric"] == "margin" else 100),
+        }
+        for d in results["deltas"]
+    ]
+)
+deltas["excludes 0"] = (deltas["ci95 low"] > 0) | (deltas["ci95 high"] < 0)
+display(deltas.round(3))
+
+# %% [markdown]
+# ## The held-out preference margin
+#
+# pass@1 is coarse: a 135M model may prefer the teacher's answer more after training without yet *writing*
+# a passing one. The margin measures exactly what the rank term optimises, on pairs from problems that
+# were never trained on. Expect the rank arms (`rrtf`, `rrhf`, `rank_only`) and `dpo` to raise it more than
+# `sft`; if they do not, the rank term did not generalise beyond the training pairs.
+
+# %%
+if results["margins"]:
+    display(pd.DataFrame(results["margins"]).T.round(4))
+    plot_ablation_margins(results)
+else:
+    print("This run measured no preference margin (ablation.margin = false or no held-out dataset).")
+
+# %% [markdown]
+# ## What the numbers say
+#
+# The cell below reads the verdict off the results file, so it stays true whichever way the numbers fall.
+
+# %%
+def verdict(results: dict) -> str:
+    """One line per question of this notebook, from the intervals in the results."""
+
+    def find(arm, vs, dataset, metric="greedy"):
+        wanted = (arm, vs, dataset, metric)
+        return next((d for d in results["deltas"] if (d["arm"], d["vs"], d["dataset"], d["metric"]) == wanted), None)
+
+    lines = []
+    above = [
+        arm
+        for arm in results["arms"]
+        if (d := find(arm, "base", "heldout")) is not None and d["ci95"][0] > 0
+    ]
+    lines.append(
+        f"- Trained arms above `base` on held-out with the whole interval above 0: {', '.join(above)}."
+        if above
+        else "- **No trained arm is above `base` on held-out with its interval above 0**: at this size the "
+        "experiment cannot show that training helps pass@1 (see the table for each arm's interval)."
+    )
+    for dataset in ("heldout", "humaneval"):
+        d = find("rrtf", "sft", dataset)
+        if d:
+            lo, hi = (100 * x for x in d["ci95"])
+            side = "above" if lo > 0 else "below" if hi < 0 else "includes"
+            note = "includes 0: no detectable effect of the rank term on pass@1" if side == "includes" else f"{side} 0"
+            lines.append(
+                f"- `rrtf` − `sft` on {dataset}: {100 * d['delta']:+.1f} points, "
+                f"95 % interval [{lo:+.1f}, {hi:+.1f}] ({note})."
+            )
+    d = find("rrtf", "sft", "heldout", "margin")
+    if d:
+        lines.append(
+            f"- `rrtf` − `sft` held-out margin: {d['delta']:+.3f} nats/token, interval "
+            f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]."
+        )
+    return "\n".join(lines)
+
+
+display(Markdown(verdict(results)))
+
+# %% [markdown]
+# ### What you may conclude
+# - An interval that excludes 0 says this arm differs from the other **on problems like these, with this
+#   model, data size and step count**. That is the claim, with its uncertainty.
+# - The margin tells you whether the rank term changed the model's *preferences* on unseen problems,
+#   separately from whether it changed what it *writes*.
+#
+# ### What you may not conclude
+# - "RRTF does not work" from an interval that includes 0: a 135M model trained for a few hundred steps on a
+#   CPU is far from the paper's 15B model and data; small models often cannot turn better preferences into
+#   passing code. Absence of evidence is not evidence of absence.
+# - Anything about larger models, other languages or the paper's numbers (62.20 % on HumanEval).
+# - A ranking of arms whose intervals overlap heavily, or a difference seen on one dataset only.
+# - With one training seed, how much of a difference is due to the seed; the `seeds` list in the
+#   `cpu-ablation` profile (or a GPU run) averages several.
+#
+# ### Rerun it yourself
+# ```bash
+# rrtf-lite ablate --profile cpu-ablation --out benchmarks/results/ablation_cpu.json   # about 90 min, 2 cores
+# rrtf-lite ablate --profile tiny                                                      # the mechanics, minutes
+# ```
+# Every phase is resumable: interrupt it and run the same command again.

