@@ -206,7 +206,8 @@ check_pass_at_k(pass_at_k_reference)
 # - pass@k is estimated from $n \ge k$ samples with $1 - \binom{n-c}{k}/\binom{n}{k}$ (Codex); greedy pass@1 is
 #   the share of problems solved. Always name the decoding next to the figure.
 # - Check the harness before trusting it: references must pass 100 %, broken answers 0 %.
-# - Evaluate on problems training never saw (HumanEval and the 127 held-out seed problems), count empty
+# - Evaluate on problems training never saw (HumanEval and the held-out seed problems: 127 in all, a subset on
+#   the small profiles), count empty
 #   generations, and read per-problem wins and losses, not only the average.
 #
 # ## Questions
