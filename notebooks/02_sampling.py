@@ -24,7 +24,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: TINY_02 · `cpu`: the `sample` stage took 143 s in the measured `cpu` run (README "Measured results"); the live cells add to that, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `sample` stage took 143 s in the measured `cpu` run (README "Measured results"); the live cells add to that, not measured · `colab-t4`: not measured |
 # | **Prerequisites** | [01 · Evol-Instruct](01_evol_instruct.ipynb); softmax |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 1 (sampling student and teacher "by various temperatures") and §3.5 (only code is trained on) |
 
@@ -233,7 +233,8 @@ check_temperature_softmax(softmax_at_temperature_reference)
 # %% [markdown]
 # ### Going further
 # - 🐢 Rerun the live generation at temperature 0.2 and 1.2: count how many of the replies contain code.
-# - 🐕 Set `sampling.k=8` in a fresh run directory and look at how the student's levels spread in notebook 03.
+# - 🐕 Run `evolve`, `sample` and `rank` with `sampling.k=8` in a fresh run directory and compare the student's
+#   levels in its `rank_stats.json` with this run's.
 # - 🦁 Write a reply that `rrtf_lite.programs` cannot turn into a program (for example code cut off mid-line)
 #   and check what `extract_code` returns for it.
 #

@@ -25,7 +25,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: TINY_03 · `cpu`: the `rank` stage took 0.2 s in the measured `cpu` run (README "Measured results"); the sandbox demos add a few seconds, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 17 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `rank` stage took 0.2 s in the measured `cpu` run (README "Measured results"); the sandbox demos add a few seconds, not measured · `colab-t4`: not measured |
 # | **Prerequisites** | [02 · Sampling](02_sampling.ipynb); Python `assert` |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 2: the four outcomes, the teacher tie-break and the filter; RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 for ranking several responses of one prompt |
 
@@ -293,8 +293,8 @@ check_pair_rule(pair_rule_reference)
 # ### Going further
 # - 🐢 Rebuild the toy pairs with `tie_gap=0` (`build_pairs(..., RankConfig(tie_gap=0))`) and count the pairs:
 #   the tie pair is still kept, but what does its weight in the rank loss become?
-# - 🐕 Run the `rank` stage with `rank.tie_gap=0` in a fresh run directory and compare `pairs_kept` and the
-#   training curves of notebook 04.
+# - 🐕 Run the stages up to `rank` with `load_config(PROFILE, overrides={"rank.tie_gap": 0, "run_dir": "runs/nb-tie0"})`
+#   and compare `pairs_kept` and the scores in `pairs.jsonl` with this run's.
 # - 🦁 Read `listwise_scores` in `rrtf_lite/ranking.py`: with a teacher at 2.5, a student at 2.5 and another at
 #   2.6, what score does the teacher get, and why is the bonus capped?
 #

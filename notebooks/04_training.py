@@ -27,7 +27,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: TINY_04 · `cpu`: the `train` stage took 218 s in the measured `cpu` run (README "Measured results"); loading the model twice for the memory cell adds to that, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `train` stage took 218 s in the measured `cpu` run (README "Measured results"); loading the model twice for the memory cell adds to that, not measured · `colab-t4`: not measured |
 # | **Prerequisites** | [03 · Ranking](03_ranking.ipynb); PyTorch tensors, `log_softmax`, `gather`; what a causal LM's logits are |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 3 (the loss) and §3.5 (code-only targets); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss RRTF weights); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) §3 (NF4, LoRA on every linear layer) |
 
@@ -354,10 +354,10 @@ check_pair_rank_loss(pair_rank_loss_reference)
 # ### Going further
 # - 🐢 In the "break it" cell, swap the two responses (the long one becomes the student): which way does the
 #   padded-length bug push now?
-# - 🐕 Train with `train.sft_weight=0` in a fresh run directory
+# - 🐕 Run the stages up to `evaluate` with `train.sft_weight=0` in a fresh run directory
 #   (`load_config(PROFILE, overrides={"train.sft_weight": 0, "run_dir": "runs/nb-nosft"})`; it warns) and read
-#   the samples the adapter writes in notebook 05: ranking alone degenerates.
-# - 🦁 Train with `train.mode=listwise` (RRHF's loss over every response of a prompt, SFT on the best one) and
+#   the adapter's answers in the evaluation: ranking alone degenerates.
+# - 🦁 Run the same with `train.mode=listwise` (RRHF's loss over every response of a prompt, SFT on the best one) and
 #   compare the curves and pass@1 with the pair mode.
 #
 # ## Key takeaways

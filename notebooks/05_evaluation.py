@@ -25,7 +25,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: TINY_05 · `cpu`: the `evaluate` stage took about 3 min in the measured `cpu` run (README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `evaluate` stage took about 3 min in the measured `cpu` run (README "Measured results") · `colab-t4`: not measured |
 # | **Prerequisites** | [04 · Training](04_training.ipynb) (its adapter); binomial coefficients |
 # | **Papers** | Codex ([2107.03374](https://arxiv.org/abs/2107.03374)) §2.1: pass@k and its unbiased estimator; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §4.1 (evaluation protocol) and §4.2 (results) |
 
@@ -197,8 +197,8 @@ check_pass_at_k(pass_at_k_reference)
 # %% [markdown]
 # ### Going further
 # - 🐢 In the pass@k table above, why is pass@10 exactly 1 for every $c \ge 1$ when $n = 10$?
-# - 🐕 Evaluate with sampling instead of greedy (`eval.n_samples=5`, `eval.temperature=0.2`, a fresh run
-#   directory) and compare pass@1 with the greedy one.
+# - 🐕 Evaluate with sampling instead of greedy (`eval.n_samples=5`, at `eval.temperature` 0.2) and compare pass@1
+#   with the greedy one (the stage fingerprint reruns only `evaluate`).
 # - 🦁 Break the harness on purpose: give `harness_sanity_check` a problem whose reference solution is wrong
 #   and read the error it raises.
 #
@@ -207,8 +207,7 @@ check_pass_at_k(pass_at_k_reference)
 #   the share of problems solved. Always name the decoding next to the figure.
 # - Check the harness before trusting it: references must pass 100 %, broken answers 0 %.
 # - Evaluate on problems training never saw (HumanEval and the held-out seed problems: 127 in all, a subset on
-#   the small profiles), count empty
-#   generations, and read per-problem wins and losses, not only the average.
+#   the small profiles), count empty generations, and read per-problem wins and losses, not only the average.
 #
 # ## Questions
 # 1. Why is $c/n$ not a good estimate of pass@k for $k > 1$?

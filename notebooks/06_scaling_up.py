@@ -26,7 +26,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: TINY_06 · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s (measured, README "Measured results") · `colab-t4`: not measured |
 # | **Prerequisites** | notebooks [00](00_overview_and_setup.ipynb)-[05](05_evaluation.ipynb); a terminal |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: batch 512, 6 epochs) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for the memory figures |
 
@@ -221,11 +221,11 @@ check_cli_command(command_reference)
 
 # %% [markdown]
 # ### Going further
-# - 🐢 `rrtf-lite rank --profile tiny --set rank.tie_gap=0 --run-dir runs/tie0`, then count the pairs in
-#   `rank_stats.json` against this run's: a tie now carries no rank signal.
-# - 🐕 `--set train.sft_weight=0` (an ablation: it warns) and read the samples the adapter writes in notebook 05:
-#   ranking alone tends to degenerate.
-# - 🦁 `--set train.mode=listwise`: RRHF's loss over all responses of a prompt, with the tie bonus capped at half
+# - 🐢 `rrtf-lite run --profile tiny --set rank.tie_gap=0 --run-dir runs/tie0`, then count the pairs in
+#   `runs/tie0/rank_stats.json` against this run's: as many pairs, but a tie now carries no rank signal.
+# - 🐕 `rrtf-lite run` with `--set train.sft_weight=0` and its own `--run-dir` (an ablation: it warns), then read
+#   the answers in its `evaluate` output: ranking alone tends to degenerate.
+# - 🦁 `rrtf-lite run` with `--set train.mode=listwise` and its own `--run-dir`: RRHF's loss over all responses of a prompt, with the tie bonus capped at half
 #   the distance to the next better response. Compare pass@1 and the training curves with the pair mode.
 #
 # ## Key takeaways
