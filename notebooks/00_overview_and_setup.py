@@ -28,7 +28,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: under a minute here (the doctor loads the student); the whole `cpu` pipeline took 9 min 31 s on 2 cores (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook alone; the whole `cpu` pipeline took 9 min 31 s on 2 cores (measured, README "Measured results") · `colab-t4`: not measured |
 # | **Prerequisites** | Python, a little PyTorch; no GPU needed |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (the approach, Fig. 1); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) for the loss it extends; QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for training on small hardware |
 

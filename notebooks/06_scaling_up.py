@@ -186,8 +186,8 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 # |---|---|---|---|---|
 # | `tiny` | any CPU | random 2-layer model | 55 s on 2 cores (measured) | < 2 GB RAM |
 # | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | 9 min 31 s including the first model conversion (measured, README "Measured results") | 2.6 GB peak RAM (measured) |
-# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured (estimate: about an hour) | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
-# | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (estimate: hours; sampling dominates) | see below |
+# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
+# | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (sampling dominates: $k$ generations per problem) | see below |
 #
 # Reference points: SmolLM2-135M-Instruct solves 10 of 164 HumanEval problems greedily (6.1 %) and needs
 # about 14 minutes for the whole set on 2 cores. Published QLoRA runs on a T4 peak at 6.5 GB (Llama-3.2-3B)
