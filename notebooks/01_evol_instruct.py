@@ -24,6 +24,12 @@
 # 3. watch the eliminator accept and reject rewrites, and why;
 # 4. see how unit tests for new problems are written and validated;
 # 5. run the `evolve` stage and plot what it kept and dropped.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 43 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `evolve` stage took 31 s in the measured `cpu` run (README "Measured results"); the live evolutions add to that, not measured · `colab-t4`: not measured |
+# | **Prerequisites** | [00 · Overview](00_overview_and_setup.ipynb); reading a prompt template |
+# | **Papers** | WizardLM ([2304.12244](https://arxiv.org/abs/2304.12244)) §3: Evol-Instruct and its elimination rules; WizardCoder ([2306.08568](https://arxiv.org/abs/2306.08568)) §3: the five code-evolution heuristics; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.3: evolving Code Alpaca |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -234,23 +240,63 @@ from rrtf_lite.viz import plot_evolution
 
 plot_evolution(problems, title=f"problems per method and round ({PROFILE})");
 
-
 # %% [markdown]
 # ## ✏️ Exercise
 #
 # Implement WizardLM's elimination rule 2 yourself: `is_refusal(text)` is True when the reply contains
-# "sorry" (in any case) **and** has fewer than 80 words. The cell holds a reference answer so "Run all"
-# works: replace its body with your own (or set `is_refusal = None` to see a hint) and run the check.
+# "sorry" (in any case) **and** has fewer than 80 words. Replace `None` with your function
+# (`def is_refusal(text): ...`, then `check_refusal_rule(is_refusal)`); while it is `None` the check prints a hint.
 
-# %%
-def is_refusal(text):  # SOLUTION: replace the body with your own
-    return "sorry" in text.lower() and len(text.split()) < 80
-
-
-# %%
+# %% tags=["exercise"]
 from rrtf_lite.exercises import check_refusal_rule
 
+is_refusal = None  # your function here: def is_refusal(text: str) -> bool
 check_refusal_rule(is_refusal)
 
 # %% [markdown]
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
+from rrtf_lite.exercises import check_refusal_rule
+
+
+def is_refusal_reference(text: str) -> bool:
+    return "sorry" in text.lower() and len(text.split()) < 80
+
+
+check_refusal_rule(is_refusal_reference)
+
+# %% [markdown]
+# ### Going further
+# - 🐢 Change the wording of one heuristic in the editable prompt above and rerun the live evolution: does the
+#   eliminator keep more or fewer rewrites?
+# - 🐕 Set `evol.rounds=2` (`load_config(PROFILE, overrides={"evol.rounds": 2, "run_dir": "runs/nb-2rounds"})`)
+#   and compare `evol_stats.json` with this run's: which drop reasons grow?
+# - 🦁 Write a sixth elimination rule (for example "the rewrite names a different function than its parent")
+#   as a function over (parent, child) and count how many of the 150 recorded evolutions it would drop.
+#
+# ## Key takeaways
+# - Evol-Instruct grows harder problems by asking an LLM to rewrite a seed "a bit" harder with one of
+#   WizardCoder's five heuristics; most of the work is in *rejecting* failed rewrites.
+# - A rewrite is kept only if it is still a problem statement (no code, no `def`, not cut off, names a
+#   function, not a copy); every drop reason is counted.
+# - Evolved problems need tests: with an LLM teacher the teacher writes them and they must pass its own
+#   solution in the sandbox; offline the 150 recorded evolutions bring their own validated tests.
+#
+# ## Questions
+# 1. Why does the eliminator drop a rewrite that contains a `def` of the function?
+#    <details><summary>Answer</summary>It is an answer, not a problem: training on it would leak the solution
+#    into the prompt.</details>
+# 2. Which of WizardCoder's heuristics deliberately adds code to the problem, and why is that allowed?
+#    <details><summary>Answer</summary>"Provide erroneous code as a reference to increase misdirection": the one
+#    misleading snippet of `erroneous_code` is the only code block the eliminator accepts.</details>
+# 3. The paper does not say where tests for evolved problems come from. What does this project do?
+#    <details><summary>Answer</summary>An LLM teacher writes a solution and asserts, kept only if they pass in
+#    the sandbox; the recorded evolver replays 150 evolutions with their own validated tests; the live bundled
+#    model's rewrites inherit the parent's tests only if they still ask for the parent's function.</details>
+# 4. Why are held-out problems never evolved?
+#    <details><summary>Answer</summary>An evolved child of a held-out problem would put its content into the
+#    training data, and the held-out score would no longer measure generalisation.</details>
+#
 # **Next:** [02 · Sampling](02_sampling.ipynb) collects student and teacher answers to these problems.

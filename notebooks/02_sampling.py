@@ -21,6 +21,12 @@
 # 2. generate student answers live and watch them change with the temperature;
 # 3. extract the code from a reply (the paper trains only on code);
 # 4. run the `sample` stage and compare student and teacher answers side by side.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `sample` stage took 143 s in the measured `cpu` run (README "Measured results"); the live cells add to that, not measured · `colab-t4`: not measured |
+# | **Prerequisites** | [01 · Evol-Instruct](01_evol_instruct.ipynb); softmax |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 1 (sampling student and teacher "by various temperatures") and §3.5 (only code is trained on) |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -192,27 +198,65 @@ def side_by_side(problem_id):
 
 side_by_side(samples[0]["problem_id"])
 
-
 # %% [markdown]
 # ## ✏️ Exercise
 #
 # Write `temperature_softmax(logits, temperature)`: the probabilities $P_T(i)$ from the formula above.
-# Subtract the largest scaled logit before `exp` so large logits cannot overflow. The cell holds a reference
-# answer so "Run all" works: replace its body with your own (or set `temperature_softmax = None` to see a
-# hint) and run the check.
+# Subtract the largest scaled logit before `exp` so large logits cannot overflow. Replace `None` with your
+# function; while it is `None` the check prints a hint.
 
-# %%
-def temperature_softmax(logits, temperature):  # SOLUTION: replace the body with your own
-    scaled = [z / temperature for z in logits]
-    top = max(scaled)
-    exps = [math.exp(z - top) for z in scaled]
-    return [e / sum(exps) for e in exps]
-
-
-# %%
+# %% tags=["exercise"]
 from rrtf_lite.exercises import check_temperature_softmax
 
+temperature_softmax = None  # your function here: def temperature_softmax(logits, temperature) -> list[float]
 check_temperature_softmax(temperature_softmax)
 
 # %% [markdown]
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
+from rrtf_lite.exercises import check_temperature_softmax
+
+
+def softmax_at_temperature_reference(logits: list[float], temperature: float) -> list[float]:
+    from math import exp
+
+    scaled = [z / temperature for z in logits]
+    top = max(scaled)
+    exps = [exp(z - top) for z in scaled]
+    return [e / sum(exps) for e in exps]
+
+
+check_temperature_softmax(softmax_at_temperature_reference)
+
+# %% [markdown]
+# ### Going further
+# - 🐢 Rerun the live generation at temperature 0.2 and 1.2: count how many of the replies contain code.
+# - 🐕 Run `evolve`, `sample` and `rank` with `sampling.k=8` in a fresh run directory and compare the student's
+#   levels in its `rank_stats.json` with this run's.
+# - 🦁 Write a reply that `rrtf_lite.programs` cannot turn into a program (for example code cut off mid-line)
+#   and check what `extract_code` returns for it.
+#
+# ## Key takeaways
+# - RRTF compares answers, so it needs several per problem: $k$ from the student at $T > 0$ and one or more
+#   from the teacher.
+# - Temperature divides the logits before the softmax: low $T$ sharpens, high $T$ flattens.
+# - Only code is trained on: `rrtf_lite.programs` is the one place that turns a model's text into the program
+#   that is run, scored and trained on; a reply with no usable code is recorded as such.
+#
+# ## Questions
+# 1. Why would greedy decoding ($T = 0$) be a poor choice for the student's $k$ samples?
+#    <details><summary>Answer</summary>All $k$ samples would be the same text, so there would be nothing to rank
+#    between them and the pairs would repeat one comparison.</details>
+# 2. What happens to $P_T$ as $T \to \infty$, and as $T \to 0$?
+#    <details><summary>Answer</summary>It tends to the uniform distribution, and to a one-hot on the largest
+#    logit (greedy).</details>
+# 3. Why subtract the largest logit before `exp`?
+#    <details><summary>Answer</summary>`exp` of a large number overflows; subtracting a constant from every logit
+#    does not change the softmax.</details>
+# 4. A student reply has no code block at all. Is it thrown away?
+#    <details><summary>Answer</summary>No: it scores 0 ("no usable code") and still enters pairs as the rejected
+#    answer, with its raw text, because pushing it below the teacher's code is what the student should learn.</details>
+#
 # **Next:** [03 · Ranking](03_ranking.ipynb) runs every response against its tests.

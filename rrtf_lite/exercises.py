@@ -1,13 +1,14 @@
 """Answer checks for the notebooks' exercises.
 
 Each ``check_*`` function takes the learner's answer and
-- prints a hint and returns False when the answer is ``None`` or ``...`` (not attempted yet),
+- prints a hint and returns False when the answer is ``None`` or ``...`` (not attempted yet), never raising,
+  so a notebook whose exercise cell still holds its ``None`` stub runs top to bottom (and CI stays green),
 - raises ``AssertionError`` with a hint when the answer is wrong,
 - prints a short confirmation and returns True when it is right.
 
-The notebooks ship with a working reference answer in the exercise cell (so "Run all" and CI pass); the text
-asks learners to replace it with their own. ``tests/test_notebooks.py`` checks that every check rejects
-wrong answers.
+The notebooks' exercise cells hold ``None`` stubs; a collapsed cell after each one holds a reference solution
+and runs it through the same check. ``tests/test_exercises.py`` runs those reference cells and checks that
+every check rejects wrong answers.
 """
 
 from __future__ import annotations
@@ -130,6 +131,59 @@ def check_score_function(fn: Callable[[int, float], float] | None, rank_config=N
         )
     ordered = [fn(level, fraction) for level, fraction in sorted(want)]
     assert ordered == sorted(ordered), "Scores must grow with the outcome: compile < runtime < partial < all pass."
+    print(OK)
+    return True
+
+
+def _library_pair(r_tea: float, r_stu: float, same_text: bool, tie_gap: float) -> tuple[float, float] | None:
+    """What ``rrtf_lite.ranking.build_pairs`` makes of one teacher and one student execution."""
+    from rrtf_lite.config import RankConfig
+    from rrtf_lite.ranking import build_pairs
+
+    problem = {"id": "p", "instruction": "Write f.", "entry_point": "f", "signature": "def f():", "tests": []}
+    programs = {"teacher": "def f():\n    return 1\n", "student": "def f():\n    return 2\n"}
+    if same_text:
+        programs["student"] = programs["teacher"]
+    executions = [
+        {"problem_id": "p", "source": src, "sample_index": 0, "score": r, "level": 0, "program": programs[src]}
+        for src, r in (("teacher", r_tea), ("student", r_stu))
+    ]
+    samples = [
+        {"problem_id": "p", "source": e["source"], "sample_index": 0, "response": "", "code": None} for e in executions
+    ]
+    pairs, _, _ = build_pairs({"p": problem}, executions, samples, RankConfig(tie_gap=tie_gap))
+    return (pairs[0]["score_chosen"], pairs[0]["score_rejected"]) if pairs else None
+
+
+PAIR_RULE_CASES = [  # (r_tea, r_stu, same_text, tie_gap)
+    (4.0, 1.0, False, 0.25),  # clear win: kept as is
+    (2.5, 2.5, False, 0.25),  # tie: teacher feedback raises the teacher
+    (1.0, 1.0, False, 0.0),  # tie with tie_gap = 0: an equal-score pair carries no rank signal but is kept
+    (1.0, 2.5, False, 0.25),  # teacher below student: dropped
+    (4.0, 4.0, True, 0.25),  # the same text on both sides: nothing to prefer
+]
+
+
+def check_pair_rule(fn: Callable[[float, float, bool, float], tuple[float, float] | None] | None) -> bool:
+    """The pair rule of ``build_pairs``: tie bonus, drop the teacher-below-student pairs and identical texts."""
+    hint = (
+        "on a tie add tie_gap to r_tea; return None when r_tea < r_stu after that or when the texts are the "
+        "same; otherwise return (r_tea, r_stu)"
+    )
+    if _not_attempted(fn, hint):
+        return False
+    for r_tea, r_stu, same_text, tie_gap in PAIR_RULE_CASES:
+        want = _library_pair(r_tea, r_stu, same_text, tie_gap)
+        got = fn(r_tea, r_stu, same_text, tie_gap)
+        ok = (
+            got is None
+            if want is None
+            else got is not None and all(_close(g, w) for g, w in zip(got, want, strict=True))
+        )
+        assert ok, (
+            f"pair_rule(r_tea={r_tea}, r_stu={r_stu}, same_text={same_text}, tie_gap={tie_gap}) = {got!r}; "
+            f"build_pairs gives {want!r}. Hint: {hint}."
+        )
     print(OK)
     return True
 

@@ -9,7 +9,8 @@ The .py is the text you review, diff and lint; notebooks/jupytext.toml pairs it 
    jupytext was not running, e.g. on Colab); a file without its partner is the source of both;
 2. normalises it: the shared install and profile cells and the Colab badge are (re)written from this file
    (INSTALL_CELL, PROFILE_CELL; the repository from GITHUB_REPO in make_notebook_index.py), and are inserted
-   when missing; outputs, execution counts and cell metadata other than tags are dropped; cell ids become
+   when missing; outputs, execution counts and cell metadata other than tags and ``jupyter.source_hidden`` (a collapsed
+   reference solution) are dropped; cell ids become
    NN-000, NN-001, ...; notebook metadata is the kernel plus ``rrtf_lite.summary`` from the .py header;
 3. writes both files from the normalised notebook, so rebuilding is byte-identical.
 """
@@ -111,13 +112,15 @@ def normalise(nb: nbformat.NotebookNode, filename: str) -> nbformat.NotebookNode
         new.id = f"{filename[:2]}-{i:03d}"
         if cell.metadata.get("tags"):
             new.metadata["tags"] = list(cell.metadata["tags"])
+        if cell.metadata.get("jupyter", {}).get("source_hidden"):
+            new.metadata["jupyter"] = {"source_hidden": True}  # a collapsed reference solution
         out.cells.append(new)
     nbformat.validate(out)
     return out
 
 
 def cells_of(nb: nbformat.NotebookNode) -> list[tuple]:
-    return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
+    return [(c.cell_type, c.source, c.metadata.get("tags", []), c.metadata.get("jupyter", {})) for c in nb.cells]
 
 
 def read_pair(ipynb: Path, script: Path, config) -> tuple[nbformat.NotebookNode, str]:

@@ -114,10 +114,12 @@ is quick when they are already done).
   cheap; delete the folder (or pass `force=True`) to start over.
 
 ## Conventions
-- **Exercises**: each notebook ends with one. The exercise cell comes with a working reference answer so
-  that "Run all" (and CI) stays green: replace it with your own and run the check cell below it. A check
-  prints a hint when the answer is `None` (not attempted) and raises `AssertionError` with a hint when it is
-  wrong (`rrtf_lite/exercises.py`).
+- **Exercises**: each notebook ends with one, then tiered tasks (🐢 🐕 🦁), key takeaways, questions with
+  hidden answers and what comes next. The exercise cell (tag `exercise`) holds `None` stubs: replace them with
+  your own answer and run it. A check prints a hint when the answer is `None` (so "Run all" and CI stay
+  green) and raises `AssertionError` with a hint when it is wrong (`rrtf_lite/exercises.py`). The reference
+  solution sits in the collapsed cell after it (`jupyter.source_hidden`) and runs through the same check;
+  `tests/test_exercises.py` runs both kinds of cell.
 - **Hub-only cells** carry the cell tag `hub-only` and say so on their first line; they need network
   access to the Hugging Face Hub or an API and are skipped in CI.
 - **No outputs in git**: notebooks are committed without outputs or execution counts (a test checks it).
