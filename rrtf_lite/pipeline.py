@@ -90,7 +90,11 @@ def open_stage(name: str, config: RunConfig, run_dir: Path, force: bool = False,
     spec, run_dir = SPECS[name], Path(run_dir)
     missing = [f for f in spec.inputs if not (run_dir / f).is_file()]
     if missing and not (name == "train" and len(missing) < len(spec.inputs)):  # train needs pairs or groups
-        raise UserError(f"{run_dir / missing[0]} does not exist: run the earlier stages first (rrtf-lite run).")
+        producer = next(stage for stage, s in SPECS.items() if missing[0] in s.outputs)
+        raise UserError(
+            f"{run_dir / missing[0]} does not exist: run the {producer} stage first "
+            f"(rrtf-lite {producer}, or rrtf-lite run for every stage)."
+        )
     state_path = run_dir / STATE_DIR / f"{name}.json"
     now = stage_fingerprint(name, config, run_dir, extra)
     before = json.loads(state_path.read_text()) if state_path.is_file() else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +127,7 @@ def test_sigkill_then_rerun_resumes_without_loss_or_duplicates(full_run, tmp_pat
 def test_force_redoes_the_stage(full_run, tmp_path, monkeypatch):
     config, _ = _setup(tmp_path)
     write_jsonl(tmp_path / "samples.jsonl", read_jsonl(full_run[0] / "samples.jsonl"))
+    shutil.copytree(full_run[0] / ".stages", tmp_path / ".stages")  # the same inputs and settings, recorded
     assert sample(config, tmp_path)["skipped"]
 
     class Echo:  # a stand-in student: this test is about the stage's bookkeeping, not the model
