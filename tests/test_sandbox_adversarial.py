@@ -126,10 +126,11 @@ CASES: dict[str, tuple] = {
         "            pass\n    return x + 1 if any('hunter2' in b for b in blobs) else -1",
         2,
     ),
-    "subprocess_and_system": (
-        "import os, subprocess\ndef f(x):\n    os.system('sleep 100 &')\n"
-        "    subprocess.Popen(['sleep', '100'], start_new_session=True)\n"
-        "    subprocess.run(['sh', '-c', 'echo pwned > {sentinel}'])\n    return x + 1",
+    "subprocess_and_system": (  # the file-system view has no programs to start: each attempt may fail
+        "import os, subprocess\ndef f(x):\n    os.system('sleep 100 &')\n    try:\n"
+        "        subprocess.Popen(['sleep', '100'], start_new_session=True)\n"
+        "        subprocess.run(['sh', '-c', 'echo pwned > {sentinel}'])\n    except OSError:\n        pass\n"
+        "    return x + 1",
         3,
     ),
     "network": (
@@ -178,7 +179,7 @@ def _scratch_leftovers() -> list[str]:
     """Scratch directories still present inside each zygote's private /tmp."""
     left = []
     for zygote in sandbox._pool:
-        base = Path(f"/proc/{zygote.proc.pid}/root/tmp/rrtf-sandbox")
+        base = Path(f"/proc/{zygote.proc.pid}/root{zygote.scratch}")
         if base.is_dir():
             left += [str(p) for p in base.iterdir()]
     return left
