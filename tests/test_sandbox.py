@@ -235,3 +235,18 @@ def test_works_from_an_interpreter_that_lives_under_tmp(tmp_path):
     result = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["2", "0.5"]
+
+
+def test_a_lying_number_subclass_is_compared_by_its_value():
+    code = (
+        "from fractions import Fraction\nclass Liar(Fraction):\n    def __eq__(self, other):\n        return True\n"
+        "    __hash__ = Fraction.__hash__\ndef f(x):\n    return Liar(1, 3)"
+    )
+    result = run_tests(code, ["assert f(1) == 0.5", "assert f(1) == Fraction(1, 3)"], "f")
+    assert [t.status for t in result.tests] == ["fail", "pass"]
+
+
+def test_package_allow_list_is_off_by_default():
+    from rrtf_lite.config import RunConfig
+
+    assert RunConfig().rank.sandbox_packages == []

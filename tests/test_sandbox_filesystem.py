@@ -158,6 +158,21 @@ def test_standard_library_modules_solutions_use_still_import():
     assert result.level == 3, result.tests[0].message
 
 
+def test_extensions_that_link_system_libraries_still_import():
+    """/lib is not in the view: their libraries (libz, libbz2, liblzma, libsqlite3, ...) are preloaded instead."""
+    code = (
+        "import zlib, bz2, lzma, sqlite3, uuid, xml.etree.ElementTree as ET, asyncio\n"
+        "def f(x):\n"
+        "    data = b'ab' * 50\n"
+        "    same = zlib.decompress(zlib.compress(data)) == bz2.decompress(bz2.compress(data)) == data\n"
+        "    same = same and lzma.decompress(lzma.compress(data)) == data\n"
+        "    rows = sqlite3.connect(':memory:').execute('select 1 + 1').fetchone()[0]\n"
+        "    return (same, rows, ET.fromstring('<a>3</a>').text, len(str(uuid.uuid4())))\n"
+    )
+    result = run_tests(code, ["assert f(1) == (True, 2, '3', 36)"], "f")
+    assert result.level == 3, (result.import_error, result.tests[0].message)
+
+
 def test_packages_are_invisible_unless_allow_listed():
     pytest.importorskip("numpy")
     code = "import numpy as np\ndef f(x):\n    return int(np.array([x, 1]).sum())"
