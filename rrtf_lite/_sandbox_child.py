@@ -578,8 +578,8 @@ def _pivot(libc: ctypes.CDLL) -> None:
     number = PIVOT_ROOT_SYSCALL.get(os.uname().machine)
     if number is None or libc.syscall(number, b".", b".") != 0:
         raise OSError(ctypes.get_errno(), "pivot_root failed")
-    if libc.umount2(b".", MNT_DETACH) != 0:
-        raise OSError(ctypes.get_errno(), "detaching the old root failed")
+    if libc.umount2(b".", MNT_DETACH) != 0:  # half-way: no safe way back, so the zygote stops here
+        raise RuntimeError(f"detaching the old root failed: {os.strerror(ctypes.get_errno())}")
     os.chdir("/")
 
 
