@@ -266,8 +266,8 @@ class Zygote:
         a private ``/tmp`` for scratch directories. No ``/proc``: a child's own would need a mount namespace per
         child, whose teardown cost about 4 ms per candidate (measured), and nothing a solution needs reads it. Then
         ``pivot_root`` and a detach of the old root: nothing else of the machine stays reachable, for this
-        zygote or its children. Every extension module of the standard library is loaded first, so their shared
-        libraries (``libz``, ``libffi``, ...) are mapped already and ``/lib`` need not be visible.
+        zygote or its children. The standard-library extensions that link a system library (``libz``,
+        ``libffi``, ...) are loaded first, so those libraries are mapped already and ``/lib`` need not be visible.
         """
         libc = self.libc
         if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
