@@ -8,11 +8,11 @@ network namespace (empty) and mount namespace, where it builds a fresh root hold
 standard library, ``/dev/null``, ``/dev/urandom`` and a private ``/tmp`` (see ``Zygote._fresh_root``). Each
 candidate runs in a forked child that is PID 1 of a fresh PID namespace (killing it kills every process it
 started, ``setsid`` or not), as uid ``nobody`` with resource limits, in its own scratch directory. The child
-reports over a private pipe with a per-child nonce; values travel as plain JSON with exact type tags (see
-``tag``). The nonce stops stray writes only: candidate code can read it from its interpreter, so the zygote treats
-every frame as untrusted input (indices checked, never trusted to be well-formed) and the caller decides pass or
-fail. Without root (or with ``RRTF_SANDBOX_ISOLATION=off``) only the rlimits, ``setsid`` and a sweep of
-descendants remain.
+writes its frames, each with a per-child nonce, to memory shared with the zygote (a pipe only rings it); values
+travel as plain JSON with exact type tags (see ``tag``). Candidate code can reach that memory and the nonce through
+its interpreter, so the zygote treats every frame as untrusted input (indices checked, never trusted to be
+well-formed) and the caller decides pass or fail. Without root (or with ``RRTF_SANDBOX_ISOLATION=off``) only the
+rlimits, ``setsid`` and a sweep of descendants remain.
 
 ``tag``/``untag`` are imported by the caller too; nothing else here runs on import.
 """
@@ -26,6 +26,7 @@ import decimal
 import fractions
 import importlib.util
 import json
+import mmap
 import numbers
 import os
 import resource
@@ -42,7 +43,9 @@ NOBODY = 65534
 MEMORY_BUDGET = 1 << 30  # address space a child may add on top of what the forked interpreter already maps
 FILE_CAP = 1 << 24  # largest file a child may write (RLIMIT_FSIZE); Python ignores SIGXFSZ, so writes raise
 OUTPUT_CAP = 1 << 22  # stdout + stderr bytes per child before it is killed
-FRAME_CAP = 1 << 24  # one result frame
+FRAME_CAP = 1 << 24  # bytes of result frames per child (shared memory, touched pages only)
+FRAMES_FULL = 72  # a child's exit status when its frames outgrow FRAME_CAP
+FLUSH_SLACK = 0.002  # s: a child rings only when this long has passed since its last ring (see _child)
 MAX_DEPTH = 100  # nesting of a returned value
 MAX_ITEMS = 1_000_000  # elements in a returned value
 PRELOAD = "bisect collections copy datetime fractions functools hashlib heapq itertools math operator random re"
@@ -64,7 +67,7 @@ NOT_RUN = {"status": "timeout", "type": "NotRun", "msg": "not run: an earlier te
 
 # Bound now, before any candidate can patch builtins or modules in a forked child.
 _type, _issubclass, _hex, _bytes, _len = type, issubclass, hex, bytes, len
-_dumps, _write = json.dumps, os.write
+_dumps, _write, _exit, _monotonic, _pack_into = json.dumps, os.write, os._exit, time.monotonic, struct.pack_into
 
 
 def tag(value: object) -> object:
@@ -154,7 +157,7 @@ def untag(data: object) -> object:
 
 
 def _child(job: dict, start: int, pipes: tuple, scratch: str, nonce: str, libc: ctypes.CDLL, setup: dict) -> None:
-    """Isolate this forked process, load the candidate, run tests[start:], report frames on fd 3. Never returns.
+    """Isolate this forked process, load the candidate, run tests[start:], report frames. Never returns.
 
     ``setup``: the zygote's isolation layers and ``vm``, the address space this process inherited.
     """
@@ -187,16 +190,24 @@ def _child(job: dict, start: int, pipes: tuple, scratch: str, nonce: str, libc: 
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after setuid, which clears it
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    prefix = nonce + " "
-    pending: list[bytes] = []  # frames wait for the next "start" (which must arrive at once: it starts a deadline)
+    prefix, shm = nonce + " ", setup["shm"]
+    # Frames go to memory shared with the zygote (length first 8 bytes), so none is lost when the child is killed
+    # and reporting costs no system call. fd 3 only rings the zygote: always at the first "start", then at a
+    # "start" when FLUSH_SLACK has passed since the last ring. The zygote counts each deadline from the ring it
+    # last read plus FLUSH_SLACK, so every test still gets its full timeout, and a fast candidate wakes it once.
+    used, last_ring = [0], [float("-inf")]
 
-    def emit(*frame: object, flush: bool = False) -> None:
-        pending.append((prefix + _dumps(frame) + "\n").encode())
-        if flush:  # one write, one wake-up of the zygote per test instead of three
-            data = b"".join(pending)
-            pending.clear()
-            while data:
-                data = data[_write(3, data) :]
+    def emit(*frame: object) -> None:
+        data = (prefix + _dumps(frame) + "\n").encode()
+        end = used[0] + _len(data)
+        if end > FRAME_CAP:
+            _exit(FRAMES_FULL)
+        shm[8 + used[0] : 8 + end] = data
+        used[0] = end
+        _pack_into(">Q", shm, 0, end)
+        if frame[0] == "start" and _monotonic() - last_ring[0] > FLUSH_SLACK:
+            _write(3, b"!")
+            last_ring[0] = _monotonic()
 
     def describe(e: BaseException) -> tuple[str, str]:
         try:
@@ -209,8 +220,8 @@ def _child(job: dict, start: int, pipes: tuple, scratch: str, nonce: str, libc: 
     try:
         exec(compile(job["code"], "<candidate>", "exec"), scope)
     except BaseException as e:  # SystemExit and KeyboardInterrupt included: an import failure, never a pass
-        emit("ierr", *describe(e), flush=True)
-        os._exit(0)
+        emit("ierr", *describe(e))
+        _exit(0)
     emit("imported")
     namespace = dict(scope, __builtins__=safe_builtins)
     namespace["__rr_assert__"] = lambda k, *values: emit("a", k, [tag(v) for v in values])
@@ -219,14 +230,14 @@ def _child(job: dict, start: int, pipes: tuple, scratch: str, nonce: str, libc: 
         fn = scope[entry]
         namespace[entry] = lambda *a, **kw: untag(tag(fn(*a, **kw)))  # only plain values reach the tests
     for i in range(start, _len(job["tests"])):
-        emit("start", i, flush=True)
+        emit("start", i)
         try:
             exec(compile(job["tests"][i], f"<test {i}>", "exec"), dict(namespace))
             emit("end", i)
         except BaseException as e:
             emit("end", i, *describe(e))
-    emit("done", flush=True)
-    os._exit(0)  # no atexit hooks, no waiting for lingering threads
+    emit("done")
+    _exit(0)  # no atexit hooks, no waiting for lingering threads
 
 
 # ---------------------------------------------------------------- the zygote
@@ -368,22 +379,24 @@ class Zygote:
         res_r, res_w = os.pipe()
         out_r, out_w = os.pipe()
         nonce = os.urandom(8).hex()
-        vm = int(os.pread(self.statm, 64, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")  # what the child inherits
+        shm = mmap.mmap(-1, 8 + FRAME_CAP)  # shared with the child; counted in the address space it inherits
+        vm = int(os.pread(self.statm, 64, 0).split()[0]) * os.sysconf("SC_PAGE_SIZE")
         pid = self._fork()
         if pid == 0:
             try:
-                _child(job, start, (res_w, out_w), scratch, nonce, self.libc, dict(self.features, vm=vm))
+                _child(job, start, (res_w, out_w), scratch, nonce, self.libc, dict(self.features, vm=vm, shm=shm))
             finally:
                 os._exit(70)
         os.close(res_w)
         os.close(out_w)
         pidfd = os.pidfd_open(pid)
         try:
-            return self._supervise(job, start, records, (res_r, out_r, pidfd), nonce)
+            return self._supervise(job, start, records, (res_r, out_r, pidfd), (nonce, shm))
         finally:
             self._kill(pid)
             for fd in (res_r, out_r, pidfd):
                 os.close(fd)
+            shm.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _kill(self, pid: int) -> None:
@@ -430,15 +443,20 @@ class Zygote:
                 return False
         return False
 
-    def _supervise(self, job: dict, start: int, records: list, fds: tuple, nonce: str) -> tuple:
-        """Read frames until done, a crash, or a missed deadline. Returns (import failure, next test, timed out)."""
+    def _supervise(self, job: dict, start: int, records: list, fds: tuple, channel: tuple) -> tuple:
+        """Follow the child's frames until done, a crash, or a missed deadline.
+
+        Returns (import failure, next test, timed out). Frames are read from shared memory when the child rings,
+        exits or misses a deadline (after it is stopped, so the frames are final and the hung test is known).
+        """
         res_r, out_r, pidfd = fds
-        timeout = job["timeout"]
+        nonce, shm = channel
+        timeout = job["timeout"] + FLUSH_SLACK
         deadline = time.monotonic() + timeout
         poller = select.poll()
         for fd in fds:
             poller.register(fd, select.POLLIN)
-        buf, out_bytes, cur, imported, nxt = b"", 0, None, False, start
+        out_bytes, cur, imported, nxt, parsed = 0, None, False, start, 0
         prefix = (nonce + " ").encode()
 
         def fail(status: str, etype: str, msg: str) -> tuple:
@@ -451,10 +469,48 @@ class Zygote:
             rec.update(status=status, type=etype, msg=msg)
             return None, cur + 1, status == "timeout"
 
+        def scan() -> tuple | None:
+            """Apply the complete frames written since the last scan; a result when the attempt is over."""
+            nonlocal cur, imported, nxt, parsed, deadline
+            size = struct.unpack_from(">Q", shm, 0)[0]
+            if not parsed <= size <= FRAME_CAP:
+                return fail("crash", "ProtocolError", "forged or corrupt result frame")
+            data = shm[8 + parsed : 8 + size]
+            data = data[: data.rfind(b"\n") + 1]
+            parsed += len(data)
+            try:
+                for line in data.split(b"\n")[:-1]:
+                    if not line.startswith(prefix):
+                        raise ValueError("frame without the nonce")
+                    frame = json.loads(line[len(prefix) :])
+                    kind = frame[0]
+                    if kind == "ierr":
+                        return {"status": "error", "type": str(frame[1]), "msg": str(frame[2])}, start, False
+                    if kind == "imported" and not imported:
+                        imported, deadline = True, time.monotonic() + timeout
+                    elif kind == "start" and cur is None and frame[1] == nxt < len(records):
+                        cur, deadline = nxt, time.monotonic() + timeout
+                        records[cur] = {"status": "ok", "type": None, "msg": None, "events": []}
+                    elif kind == "a" and cur is not None:
+                        records[cur]["events"].append([int(frame[1]), list(frame[2])])
+                    elif kind == "end" and frame[1] == cur:
+                        if len(frame) == 4:
+                            records[cur].update(status="raised", type=str(frame[2]), msg=str(frame[3]))
+                        cur, nxt, deadline = None, cur + 1, time.monotonic() + timeout
+                    elif kind == "done" and imported and cur is None:
+                        return None, nxt, False
+                    else:
+                        raise ValueError(f"unexpected frame {kind!r}")
+            except (ValueError, TypeError, IndexError, KeyError, RecursionError):
+                return fail("crash", "ProtocolError", "forged or corrupt result frame")
+            return None
+
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return fail("timeout", "Timeout", f"exceeded {timeout:g} s")
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+                return scan() or fail("timeout", "Timeout", f"exceeded {job['timeout']:g} s")
             for fd, _ in poller.poll(max(1, int(left * 1000) + 1)):
                 if fd == out_r:
                     chunk = os.read(out_r, 1 << 16)
@@ -462,47 +518,19 @@ class Zygote:
                         poller.unregister(out_r)
                     out_bytes += len(chunk)
                     if out_bytes > OUTPUT_CAP:
-                        return fail("crash", "OutputLimitExceeded", f"more than {OUTPUT_CAP} bytes of output")
+                        return scan() or fail("crash", "OutputLimitExceeded", f"more than {OUTPUT_CAP} bytes of output")
                     continue
-                exited = fd == pidfd
-                while True:  # after an exit, drain everything the child wrote
-                    part = _read_nonblocking(res_r)
-                    buf += part
-                    if not part and not exited and fd == res_r:
-                        poller.unregister(res_r)  # closed while something still runs: wait for exit or deadline
-                    if not part or not exited:
-                        break
-                if len(buf) > FRAME_CAP:
-                    return fail("crash", "ResultTooLarge", "a result frame exceeded the size cap")
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    try:
-                        if not line.startswith(prefix):
-                            raise ValueError("frame without the nonce")
-                        frame = json.loads(line[len(prefix) :])
-                        kind = frame[0]
-                        if kind == "ierr":
-                            return {"status": "error", "type": str(frame[1]), "msg": str(frame[2])}, start, False
-                        if kind == "imported" and not imported:
-                            imported, deadline = True, time.monotonic() + timeout
-                        elif kind == "start" and cur is None and frame[1] == nxt < len(records):
-                            cur, deadline = nxt, time.monotonic() + timeout
-                            records[cur] = {"status": "ok", "type": None, "msg": None, "events": []}
-                        elif kind == "a" and cur is not None:
-                            records[cur]["events"].append([int(frame[1]), list(frame[2])])
-                        elif kind == "end" and frame[1] == cur:
-                            if len(frame) == 4:
-                                records[cur].update(status="raised", type=str(frame[2]), msg=str(frame[3]))
-                            cur, nxt, deadline = None, cur + 1, time.monotonic() + timeout
-                        elif kind == "done" and imported and cur is None:
-                            return None, nxt, False
-                        else:
-                            raise ValueError(f"unexpected frame {kind!r}")
-                    except (ValueError, TypeError, IndexError, KeyError, RecursionError):
-                        return fail("crash", "ProtocolError", "forged or corrupt result frame")
-                if exited:
+                if fd == res_r and not os.read(res_r, 1 << 16):  # a ring; the bytes carry nothing
+                    poller.unregister(res_r)
+                if fd == pidfd:
                     status = os.waitid(os.P_PIDFD, pidfd, os.WEXITED | os.WNOWAIT)
+                    if result := scan():
+                        return result
+                    if status is not None and status.si_code == os.CLD_EXITED and status.si_status == FRAMES_FULL:
+                        return fail("crash", "ResultTooLarge", f"result frames exceeded {FRAME_CAP} bytes")
                     return fail("crash", "Crash", _exit_reason(status))
+                if result := scan():
+                    return result
 
 
 # ---------------------------------------------------------------- the file-system view
@@ -590,14 +618,6 @@ def _ppid(pid: str) -> int:
     except OSError:  # already gone
         return 0
     return int(stat[stat.rindex(")") + 2 :].split()[1])
-
-
-def _read_nonblocking(fd: int) -> bytes:
-    os.set_blocking(fd, False)
-    try:
-        return os.read(fd, 1 << 20)
-    except BlockingIOError:
-        return b""
 
 
 def _exit_reason(status: os.waitid_result | None) -> str:

@@ -17,12 +17,12 @@ Why it is built like this (see docs and ``_sandbox_child.py``):
   so partial counts survive; after a timeout they are not run (status "timeout", ``error_type`` "NotRun"), so a
   hanging sample costs one deadline, not one per remaining test.
 - Success is hard to fake: each ``assert`` is rewritten so that the child only *reports* values (plain data with
-  exact type tags, over a private pipe with a nonce); this process compares them. Literal expected values never
-  leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or forged output
-  never turns into a pass. The nonce stops stray writes, not a candidate that reads it out of its own interpreter
-  (``sys._getframe``): such a candidate can forge reports, but a test passes only when every one of its asserts
-  reported values that satisfy the comparison here, so forging still needs the hidden expected values. Only an
-  assert with no literal to hide (``assert f(x)``, ``assert f(x) is True``) can be forged into a pass.
+  exact type tags, in memory shared with its zygote, with a nonce); this process compares them. Literal expected
+  values never leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or
+  forged output never turns into a pass. The nonce stops stray frames, not a candidate that reads it out of its own
+  interpreter (``sys._getframe``): such a candidate can forge reports, but a test passes only when every one of its
+  asserts reported values that satisfy the comparison here, so forging still needs the hidden expected values. Only
+  an assert with no literal to hide (``assert f(x)``, ``assert f(x) is True``) can be forged into a pass.
 """
 
 from __future__ import annotations

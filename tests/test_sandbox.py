@@ -250,3 +250,24 @@ def test_package_allow_list_is_off_by_default():
     from rrtf_lite.config import RunConfig
 
     assert RunConfig().rank.sandbox_packages == []
+
+
+def test_a_hang_or_crash_right_after_fast_tests_is_blamed_on_the_right_test():
+    """Fast tests report through shared memory without waking the zygote; none of their results may be lost."""
+    code = "import os\ndef f(x):\n    while x == 6:\n        pass\n    if x == 9:\n        os._exit(1)\n"
+    code += "    return x + 1"
+    tests = [f"assert f({k}) == {k + 1}" for k in range(1, 8)]
+    hang = run_tests(code, tests, "f", timeout=0.5)
+    assert [t.status for t in hang.tests] == ["pass"] * 5 + ["timeout", "timeout"]
+    assert [t.error_type for t in hang.tests[5:]] == ["Timeout", "NotRun"]
+    crash = run_tests(code, [f"assert f({k}) == {k + 1}" for k in (1, 2, 3, 9, 4)], "f")
+    assert [t.status for t in crash.tests] == ["pass", "pass", "pass", "error", "pass"]
+    assert crash.tests[3].error_type == "Crash"
+
+
+def test_results_beyond_the_frame_cap_are_a_crash_of_that_test_only():
+    code = "def f(x):\n    return 'x' * 100_000 if x < 0 else x + 1"
+    tests = ["assert f(1) == 2", "for i in range(400):\n    assert f(-1) == 'x' * 100_000", "assert f(2) == 3"]
+    result = run_tests(code, tests, "f")
+    assert [t.status for t in result.tests] == ["pass", "error", "pass"]
+    assert result.tests[1].error_type == "ResultTooLarge"

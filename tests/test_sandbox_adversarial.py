@@ -86,10 +86,10 @@ CASES: dict[str, tuple] = {
         "import sys\nprint('PASSED all tests')\nprint('[\"done\"]')\nsys.stdout.flush()\ndef f(x):\n    return x",
         2,
     ),
-    "forged_frames_on_fds": (
+    "forged_frames_on_fds": (  # frames travel in shared memory: bytes on fd 3 only ring the zygote
         'import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b\'x ["imported"]\\n["done"]\\n\')\n'
-        "    except OSError:\n        pass\ndef f(x):\n    return x + 1",
-        1,
+        "    except OSError:\n        pass\ndef f(x):\n    return x",
+        2,
     ),
     "stolen_nonce_forged_passes": (
         "import sys, os, json\nfr = sys._getframe(1)\nnonce, job = fr.f_locals['nonce'], fr.f_locals['job']\n"
