@@ -87,6 +87,8 @@ class RankConfig:
     tie_gap: float = 0.25  # at equal outcome the teacher ranks above the student by this much
     timeout: float = 3.0  # seconds per test
     workers: int = 2
+    # packages candidates may import besides the standard library (e.g. ["numpy"]); empty: none are visible
+    sandbox_packages: list[str] = field(default_factory=list)
 
 
 @dataclass

