@@ -353,7 +353,8 @@ class _Tester:
         from rrtf_lite.sandbox import Job, run_many
 
         jobs = [Job(code, tests, entry, self.config.rank.timeout) for code, tests, entry in jobs]
-        return run_many(jobs, workers=self.config.rank.workers) if jobs else []
+        rank = self.config.rank
+        return run_many(jobs, workers=rank.workers, packages=rank.sandbox_packages) if jobs else []
 
     def validate(self, items: list[tuple[dict, dict]]) -> list[tuple[dict | None, str | None, str | None]]:
         """For (parent, evolved) pairs: (problem with tests, None, teacher reply) or (None, reason, reply)."""

@@ -28,7 +28,7 @@ from pathlib import Path
 from rrtf_lite.config import RankConfig, RunConfig
 from rrtf_lite.programs import program_for
 from rrtf_lite.prompts import build_prompt, format_target
-from rrtf_lite.sandbox import CandidateResult, Job, TestResult, run_many
+from rrtf_lite.sandbox import CandidateResult, Job, run_many
 
 __all__ = ["RankConfig", "build_pairs", "execute_samples", "rank", "rank_samples", "score", "to_preference_records"]
 
@@ -167,10 +167,14 @@ def execute_samples(
     for i in runnable:
         p = problems[samples[i]["problem_id"]]
         jobs.append(Job(program[i], list(p["tests"]), p["entry_point"], cfg.timeout))
-    results = dict(zip(runnable, run_many(jobs, workers=cfg.workers, progress=progress), strict=True))
+    results = dict(
+        zip(
+            runnable, run_many(jobs, workers=cfg.workers, progress=progress, packages=cfg.sandbox_packages), strict=True
+        )
+    )
     executions = []
     for i, s in enumerate(samples):
-        result = results.get(i) or _no_code(len(problems[s["problem_id"]]["tests"]))
+        result = results.get(i) or CandidateResult.no_code(len(problems[s["problem_id"]]["tests"]))
         executions.append(
             {
                 "problem_id": s["problem_id"],
@@ -179,7 +183,7 @@ def execute_samples(
                 "level": result.level,
                 "pass_fraction": result.pass_fraction,
                 "score": score(result.level, result.pass_fraction, cfg),
-                "outcome": getattr(result, "outcome", None) or ("no_code" if program[i] is None else None),
+                "outcome": result.outcome,
                 "program": program[i],
                 "tests": [asdict(t) for t in result.tests],
             }
@@ -194,11 +198,6 @@ def rank_samples(
     executions = execute_samples(problems, samples, cfg, progress=progress)
     pairs, groups, stats = build_pairs(problems, executions, samples, cfg)
     return executions, pairs, groups, stats
-
-
-def _no_code(n_tests: int) -> CandidateResult:
-    tests = [TestResult("error", "NoCode", "not run: no usable code in the response") for _ in range(n_tests)]
-    return CandidateResult(0, 0.0, tests, compile_error="no usable code in the response")
 
 
 def to_preference_records(pairs: list[dict]) -> list[dict]:
