@@ -56,9 +56,9 @@ def _code(nb: dict) -> list[dict]:
 # ---------------------------------------------------------------- static checks
 def test_notebooks_exist_with_stable_names():
     names = [p.name for p in NOTEBOOKS]
-    assert len(names) == 7, names
+    assert len(names) == 8, names
     assert all(re.match(r"^\d\d_[a-z0-9_]+\.ipynb$", n) for n in names), names
-    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(7)]
+    assert [n[:2] for n in names] == [f"{i:02d}" for i in range(8)]
     missing = [p.with_suffix(".py").name for p in NOTEBOOKS if not p.with_suffix(".py").is_file()]
     assert not missing, f"every notebook has its paired jupytext source: {missing}"
 
