@@ -180,7 +180,9 @@ PROFILES: dict[str, dict[str, object]] = {
         "ablation.margin_k": 1,
         "ablation.bootstrap": 2000,
     },
-    "cpu": {},
+    # The 135M student cannot rewrite a task (its replies are code, which the eliminator drops: notebook 01 shows
+    # it live); the demo replays recorded evolutions instead. `--set evol.evolver.kind=hf` watches the 135M try.
+    "cpu": {"evol.evolver.kind": "recorded"},
     "colab-t4": {
         "run_dir": "runs/colab-t4",
         "model.student": "Qwen/Qwen2.5-Coder-0.5B-Instruct",
