@@ -152,7 +152,7 @@ deltas = pd.DataFrame(
             "ci95 low": d["ci95"][0] * (1 if d["metric"] == "margin" else 100),
             "ci95 high": d["ci95"][1] * (1 if d["metric"] == "margin" else 100),
         }
-        for d in results["deltas"]
+        for d in results["deltas"] + results.get("other_deltas", [])
     ]
 )
 deltas["excludes 0"] = (deltas["ci95 low"] > 0) | (deltas["ci95 high"] < 0)
@@ -169,7 +169,7 @@ display(deltas.round(3))
 # %%
 if results["margins"]:
     display(pd.DataFrame(results["margins"]).T.round(4))
-    plot_ablation_margins(results)
+    plot_ablation_margins(results);
 else:
     print("This run measured no preference margin (ablation.margin = false or no held-out dataset).")
 
@@ -184,7 +184,8 @@ def verdict(results: dict) -> str:
 
     def find(arm, vs, dataset, metric="greedy"):
         wanted = (arm, vs, dataset, metric)
-        return next((d for d in results["deltas"] if (d["arm"], d["vs"], d["dataset"], d["metric"]) == wanted), None)
+        every = results["deltas"] + results.get("other_deltas", [])
+        return next((d for d in every if (d["arm"], d["vs"], d["dataset"], d["metric"]) == wanted), None)
 
     lines = []
     above = [
