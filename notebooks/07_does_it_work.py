@@ -163,8 +163,11 @@ display(deltas.round(3))
 #
 # pass@1 is coarse: a 135M model may prefer the teacher's answer more after training without yet *writing*
 # a passing one. The margin measures exactly what the rank term optimises, on pairs from problems that
-# were never trained on. Expect the rank arms (`rrtf`, `rrhf`, `rank_only`) and `dpo` to raise it more than
-# `sft`; if they do not, the rank term did not generalise beyond the training pairs.
+# were never trained on. The student side of each pair is the base model's own greedy answer, which is close
+# to the most likely answer under the base model, so `base` starts with a clearly negative margin and a pair
+# accuracy near 0 by construction: read each arm's margin **against base's**. Expect the rank arms (`rrtf`,
+# `rrhf`, `rank_only`) and `dpo` to raise it more than `sft`; if they do not, the rank term did not
+# generalise beyond the training pairs.
 
 # %%
 if results["margins"]:
