@@ -233,10 +233,9 @@ def training_arguments(train_config, output_dir: Path, device_info=None, args_cl
     """
     from transformers import TrainingArguments
 
-    args_class = args_class or TrainingArguments
-
     from rrtf_lite.models import pick_device
 
+    args_class = args_class or TrainingArguments
     info = device_info or pick_device()
     cuda = info.device == "cuda"
     kwargs: dict[str, Any] = dict(
