@@ -7,7 +7,7 @@ same pairs, steps, LoRA set-up and seeds; only ``train.mode`` (and for rank_only
 Layout under ``config.run_dir``::
 
     shared/            evolve, sample, rank once (the stage functions of the pipeline)
-    heldout_pairs/     student samples + teacher answers on the held-out problems, ranked like training pairs
+    heldout_pairs/     the base student's greedy held-out answers vs the teacher's, ranked like training pairs
     arms/<arm>/seed<s>/  pairs.jsonl, adapter/, eval_<dataset>.json(l), margin.json, phase_*.json
 
 Every phase writes ``phase_<name>.json`` holding a fingerprint of its inputs and config section: a rerun skips
@@ -115,31 +115,59 @@ def shared_phases(config: RunConfig, root: Path, phases: Phases) -> str:
     return fp
 
 
-def heldout_pairs_phase(config: RunConfig, root: Path, problems: list[dict], phases: Phases) -> tuple[Path, str]:
-    """Held-out pairs for the preference margin: base-student samples vs teacher answers, ranked as in training."""
+def heldout_pairs_phase(config: RunConfig, root: Path, base_eval: Path, eval_fp: str, phases: Phases):
+    """Held-out pairs for the preference margin: the base student's greedy answer vs the teacher's answer.
+
+    The base arm's held-out evaluation already generated the student's answers, so no extra generation is
+    needed; they are written as samples next to the teacher's (reference) answers and go through the rank
+    stage, so the pairs are scored, tie-broken and filtered exactly like the training pairs.
+    Returns (the pairs, a fingerprint of them).
+    """
+    from rrtf_lite.backends import ReferenceTeacher, extract_code
     from rrtf_lite.pipeline import stage_function
-    from rrtf_lite.records import write_jsonl
+    from rrtf_lite.records import read_jsonl, write_jsonl
 
     folder = root / "heldout_pairs"
-    k = config.ablation.margin_k
-    sub = with_overrides(config, {"sampling.k": k})
-    fp = fingerprint(
-        "heldout_pairs", [p["id"] for p in problems], config.model.student, config.seed, asdict(sub.sampling)
-    )
-    fp = fingerprint(fp, asdict(config.rank))
+    fp = fingerprint("heldout_pairs", eval_fp, asdict(config.rank))
 
     def work(force: bool) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
-        if force:
-            for name in ("problems", "samples", "executions", "pairs", "groups"):
-                (folder / f"{name}.jsonl").unlink(missing_ok=True)
-            (folder / "rank_stats.json").unlink(missing_ok=True)
-        write_jsonl(folder / "problems.jsonl", problems, kind="problem")
-        stage_function("sample")(sub, folder, False)
-        return stage_function("rank")(sub, folder, False)
+        for name in ("problems", "samples", "executions", "pairs", "groups"):
+            (folder / f"{name}.jsonl").unlink(missing_ok=True)  # cheap to rebuild: only the sandbox runs
+        (folder / "rank_stats.json").unlink(missing_ok=True)
+        evaluated = read_json(base_eval)
+        problems = {p["id"]: p for p in evaluated["problems"]}
+        teacher = ReferenceTeacher(problems)
+        samples = []
+        for result in evaluated["results"]:
+            problem = problems[result["problem_id"]]
+            answers = [("student", result["model"], result["completions"][0]), ("teacher", "reference", None)]
+            for source, model, text in answers:
+                text = teacher.answer(problem).text if text is None else text
+                samples.append(
+                    {
+                        "problem_id": problem["id"],
+                        "source": source,
+                        "model": model,
+                        "sample_index": 0,
+                        "response": text,
+                        "code": extract_code(text, problem.get("entry_point")),
+                        "temperature": 0.0,
+                        "top_p": 1.0,
+                        "n_tokens": 0,
+                    }
+                )
+        write_jsonl(folder / "problems.jsonl", list(problems.values()), kind="problem")
+        write_jsonl(folder / "samples.jsonl", samples, kind="sample")
+        return stage_function("rank")(config, folder, True)
 
     phases.run(folder / "phase_pairs.json", fp, work, "heldout_pairs")
-    return folder / "pairs.jsonl", fp
+    pairs = read_jsonl(folder / "pairs.jsonl", kind="pair")
+    limit = config.ablation.margin_limit
+    if limit is not None:  # the first problems in id order: the same ones for every arm
+        keep = set(sorted({p["problem_id"] for p in pairs})[:limit])
+        pairs = [p for p in pairs if p["problem_id"] in keep]
+    return pairs, fingerprint(fp, limit)
 
 
 def select_pairs(pairs: list[dict], per_problem: int | None) -> list[dict]:
@@ -212,6 +240,29 @@ def margin_per_problem(rows: list[dict]) -> tuple[dict[str, float], dict[str, fl
     return margin, accuracy
 
 
+CODE_END = "\n```\n"  # the line that closes a fenced block; an opening fence carries a language ("```python")
+
+
+class StopAtCodeEnd:
+    """A generator whose answers end at the line closing their first code block.
+
+    Generation is the ablation's main cost and an instruct model often explains its code after the block;
+    the extractor uses the first block anyway (an unterminated last fence counts as a block), so the
+    explanation only costs time. HF's ``stop_strings`` ends each row there (the batch ends with its last row).
+    """
+
+    def __init__(self, generator, stop: list[str]):
+        self.inner, self.stop = generator, stop
+        self.name = getattr(generator, "name", type(generator).__name__)
+
+    def generate(self, prompts, **kwargs):
+        kwargs.setdefault("stop", self.stop)
+        return self.inner.generate(prompts, **kwargs)
+
+    def __getattr__(self, name):  # model, tokenizer, tokens_per_s ... of the wrapped generator
+        return getattr(self.inner, name)
+
+
 class ArmModel:
     """The arm's model (base, or base + merged adapter), loaded on first use and shared by its phases."""
 
@@ -224,7 +275,9 @@ class ArmModel:
             from rrtf_lite.evaluate import make_generator
 
             m = self.config.model
-            self._generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
+            generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
+            stop = self.config.ablation.stop_at_code_end
+            self._generator = StopAtCodeEnd(generator, [CODE_END]) if stop else generator
         return self._generator
 
 
@@ -249,7 +302,7 @@ def evaluate_phase(arm_model: ArmModel, problems, cfg, folder: Path, dataset: st
             seed=seed,
         )
         summary = {k: v for k, v in out["summary"].items() if k not in ("problem_ids", "prompt_format")}
-        write_json(folder / f"{dataset}.json", {"summary": summary, "results": out["results"]})
+        write_json(folder / f"{dataset}.json", {"summary": summary, "results": out["results"], "problems": problems})
         return {"pass@1": summary["pass_at_k"].get("1"), "seconds": summary["seconds"]}
 
     return work
@@ -300,21 +353,17 @@ def ablate(config: RunConfig, out: str | Path | None = None, command: str | None
         )
     data_fp = shared_phases(config, root, phases)
     margin_pairs, margin_fp = None, None
-    if ab.margin_k > 0 and "heldout" in problems:
-        path, margin_fp = heldout_pairs_phase(config, root, problems["heldout"], phases)
-        from rrtf_lite.records import read_jsonl
-
-        margin_pairs = read_jsonl(path, kind="pair")
 
     greedy_cfg = with_overrides(config, {"eval.n_samples": 1, "eval.ks": [1]}).eval
     sampled_cfg = with_overrides(config, {"eval.n_samples": max(ab.sampled_n, 1), "eval.ks": [1]}).eval
+    arms = ["base"] + [arm for arm in arms if arm != "base"]  # base first: its answers make the margin pairs
     runs = [(arm, seed) for arm in arms for seed in ([0] if arm == "base" else ab.seeds)]
     bar = tqdm(runs, desc="ablate", unit="arm")
     for arm, seed in bar:
         bar.set_postfix_str(f"{arm} seed {seed}")
         cfg = arm_config(config, arm, seed)
         folder = root / "arms" / arm / f"seed{seed}"
-        adapter, model_fp = None, fingerprint("base", config.model.student)
+        adapter, model_fp = None, fingerprint("base", config.model.student, config.model.quantization)
         if arm != "base":
             train_fp = fingerprint(data_fp, asdict(cfg.train), config.model.student, ab.pairs_per_problem)
             phases.run(folder / "phase_train.json", train_fp, _train_work(cfg, root, folder), f"{arm}/{seed}/train")
@@ -324,10 +373,13 @@ def ablate(config: RunConfig, out: str | Path | None = None, command: str | None
         for name, items in problems.items():
             decodings = [("greedy", greedy_cfg)] + ([("sampled", sampled_cfg)] if ab.sampled_n >= 5 else [])
             for decoding, eval_cfg in decodings:
-                fp = fingerprint(model_fp, asdict(eval_cfg), [p["id"] for p in items], config.seed)
+                fp = fingerprint(model_fp, asdict(eval_cfg), [p["id"] for p in items], config.seed, ab.stop_at_code_end)
                 key = f"{name}_{decoding}"
                 work = evaluate_phase(model, items, eval_cfg, folder / "eval", key, arm, config.seed)
                 phases.run(folder / f"phase_eval_{key}.json", fp, work, f"{arm}/{seed}/eval/{key}")
+                if arm == "base" and key == "heldout_greedy" and ab.margin:
+                    base_eval = folder / "eval" / f"{key}.json"
+                    margin_pairs, margin_fp = heldout_pairs_phase(config, root, base_eval, fp, phases)
         if margin_pairs:
             fp = fingerprint(model_fp, margin_fp, cfg.train.max_prompt_length, cfg.train.max_response_length)
             phases.run(

@@ -3,7 +3,10 @@
 The JSON is what the README and notebooks quote, so its shape is fixed (issue 12)::
 
     {"heldout_problems": int, "arms": {arm: {dataset: {"pass@1": float, "n": int, ...}}},
-     "deltas": [{"arm", "vs", "dataset", "metric", "delta", "ci95": [lo, hi]}], ...}
+     "deltas": [{"arm", "vs", "dataset", "metric": "greedy", "delta", "ci95": [lo, hi], "n"}], ...}
+
+``deltas`` holds greedy pass@1 only, so a script can read it without filtering; sampled pass@1 and the
+held-out margin and pair accuracy go to ``other_deltas`` in the same form (``metric`` says which).
 """
 
 from __future__ import annotations
@@ -134,7 +137,8 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
         "heldout_problems": len(problems.get("heldout", [])),
         "humaneval_problems": len(problems.get("humaneval", [])),
         "arms": out_arms,
-        "deltas": deltas,
+        "deltas": [d for d in deltas if d["metric"] == "greedy"],
+        "other_deltas": [d for d in deltas if d["metric"] != "greedy"],
         "margins": margins,
         "training": {
             "pairs_ranked": shared.get("pairs_kept"),
@@ -172,13 +176,14 @@ def _interval(ci) -> str:
 def format_markdown(results: dict) -> str:
     """A human-readable copy of the results: arms, deltas with intervals, margins, how it was run."""
     datasets = list(dict.fromkeys(d for arm in results["arms"].values() for d in arm))
+    evolver = results["training"]["evolver"] or "none (seed problems only)"
     lines = [
         "# Ablation: does RRTF work, and which part matters?",
         "",
         f"Command: `{results['command']}`  ",
         f"Profile `{results['profile']}`, model `{results['model']}`, {results['heldout_problems']} held-out and "
         f"{results['humaneval_problems']} HumanEval problems, training seeds {results['training']['seeds']}, "
-        f"{results['training']['steps']} steps, evolver: {results['training']['evolver']}.",
+        f"{results['training']['steps']} steps, evolver: {evolver}.",
         "",
         "## pass@1 per arm (greedy, %; 95 % bootstrap interval over problems)",
         "",
@@ -200,12 +205,12 @@ def format_markdown(results: dict) -> str:
         "| arm | vs | dataset | metric | delta | 95 % interval | interval excludes 0 |",
         "|---|---|---|---|---|---|---|",
     ]
-    for d in results["deltas"]:
-        scale = 1 if d["metric"] == "margin" else 100
+    for d in results["deltas"] + results.get("other_deltas", []):
+        scale, digits = (1, 4) if d["metric"] == "margin" else (100, 2)
         lo, hi = d["ci95"]
         lines.append(
-            f"| {d['arm']} | {d['vs']} | {d['dataset']} | {d['metric']} | {scale * d['delta']:+.2f} | "
-            f"[{scale * lo:+.2f}, {scale * hi:+.2f}] | {'yes' if lo > 0 or hi < 0 else 'no'} |"
+            f"| {d['arm']} | {d['vs']} | {d['dataset']} | {d['metric']} | {scale * d['delta']:+.{digits}f} | "
+            f"[{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}] | {'yes' if lo > 0 or hi < 0 else 'no'} |"
         )
     if results["margins"]:
         lines += [

@@ -6,6 +6,8 @@ there is one source of defaults (RRHF's code had one default in its dataclass an
 Profiles:
 - ``tiny``: tests and CI. The random 2-layer model, a handful of problems, seconds per stage.
 - ``cpu``: the offline default. The bundled SmolLM2-135M-Instruct, QLoRA on CPU, about 15 minutes.
+- ``cpu-ablation``: ``rrtf-lite ablate`` (base, SFT, RRTF, RRHF, DPO on the same data) in about 60-75 minutes
+  on 2 CPU cores (an estimate; the profile's comment says where the time goes).
 - ``colab-t4``: a free Colab T4 (16 GB, fp16 only) with a hub student.
 - ``full``: full-size runs: vLLM sampling, an API teacher, several GPUs via ``accelerate launch``.
 """
@@ -138,7 +140,9 @@ class AblationConfig:
     pairs_per_problem: int | None = 1  # training pairs kept per problem, widest score gap first (None: all)
     datasets: list[str] = field(default_factory=lambda: ["heldout", "humaneval"])
     sampled_n: int = 0  # >= 5: also sampled pass@1 (unbiased estimator) from this many samples per problem
-    margin_k: int = 2  # student samples per held-out problem for the preference-margin pairs (0: no margin)
+    stop_at_code_end: bool = True  # evaluation answers end at the line closing their first code block
+    margin: bool = True  # held-out preference margin on (base greedy answer, teacher answer) pairs
+    margin_limit: int | None = None  # held-out problems whose pair enters the margin (None: all)
     margin_batch_size: int = 8
     bootstrap: int = 10000  # paired bootstrap resamples over problems
     bootstrap_seed: int = 0
@@ -177,12 +181,41 @@ PROFILES: dict[str, dict[str, object]] = {
         "eval.humaneval_limit": 4,
         "eval.heldout_limit": 4,
         "eval.max_new_tokens": 32,
-        "ablation.margin_k": 1,
         "ablation.bootstrap": 2000,
     },
     # The 135M student cannot rewrite a task (its replies are code, which the eliminator drops: notebook 01 shows
     # it live); the demo replays recorded evolutions instead. `--set evol.evolver.kind=hf` watches the 135M try.
     "cpu": {"evol.evolver.kind": "recorded"},
+    # ``rrtf-lite ablate`` on a 2-core CPU in about 60-75 minutes: an ESTIMATE from per-step CPU times measured on
+    # a shared, overloaded machine (benchmarks/results/ablation_timing.md), assuming 2 threads are ~1.6x one.
+    # One thread, CPU seconds: greedy decoding 0.30 s per step at batch 16 (0.21 at batch 8), and a batch runs
+    # until its longest answer ends (answers stop at their code block's end, but ~1 in 3 runs to the cap), so a
+    # batch costs about max_new_tokens steps; one LoRA training step (one ~330-token pair) 8.9 s with activation
+    # checkpointing. Per arm: (120 held-out + 40 HumanEval) / 16 x 192 steps x 0.30 s ~ 6 min at 2 threads, x 5
+    # arms ~ 30 min; training 64 steps ~ 4-6 min per trained arm (DPO also runs its reference model) ~ 20 min;
+    # margins 60 pairs ~ 1.5 min per arm; shared sampling 160 problems ~ 7 min; harness and ranking ~ 3 min.
+    # All 164 HumanEval problems would add ~ 8 batches (~ 5 min) per arm, about 25 min in all.
+    "cpu-ablation": {
+        "run_dir": "runs/cpu-ablation",
+        "data.max_problems": 120,  # training seed problems, plus 40 of their recorded evolutions:
+        "evol.evolver.kind": "recorded",  # the live 135M evolver keeps nothing (benchmarks/results/evolve_cpu_live)
+        "evol.problems_per_round": 40,
+        "sampling.k": 1,  # one student answer per problem: one (teacher, student) pair per problem
+        "sampling.max_new_tokens": 192,
+        "sampling.batch_size": 16,
+        "train.finetune": "lora",  # plain LoRA on the fp32 base: no 4-bit dequantisation on CPU (see the note)
+        "train.gradient_checkpointing": False,  # 135M fits easily; recomputing activations costs ~25 %
+        "train.max_steps": 64,  # the same for every arm
+        "train.max_prompt_length": 384,
+        "train.max_response_length": 256,  # reference answers: median 91 tokens, 90 % under 210
+        "train.save_steps": 32,
+        "eval.heldout_limit": None,  # every held-out problem (120+ once the new problems land)
+        "eval.humaneval_limit": 40,
+        "eval.max_new_tokens": 192,
+        "eval.batch_size": 16,
+        "ablation.pairs_per_problem": 1,
+        "ablation.margin_limit": 60,
+    },
     "colab-t4": {
         "run_dir": "runs/colab-t4",
         "model.student": "Qwen/Qwen2.5-Coder-0.5B-Instruct",

@@ -232,10 +232,9 @@ def training_arguments(train_config, output_dir: Path, device_info=None, args_cl
     """
     from transformers import TrainingArguments
 
-    args_class = args_class or TrainingArguments
-
     from rrtf_lite.models import pick_device
 
+    args_class = args_class or TrainingArguments
     info = device_info or pick_device()
     cuda = info.device == "cuda"
     kwargs: dict[str, Any] = dict(
@@ -459,8 +458,7 @@ def build_dpo_trainer(model, tokenizer, records: list[dict], train_config, outpu
         output_dir,
         args_class=DPOConfig,
         beta=tc.dpo_beta,
-        max_length=tc.max_prompt_length + tc.max_response_length,
-        truncation_mode="keep_end",  # like our collator: the end of the prompt, next to the answer, stays
+        max_length=tc.max_prompt_length + tc.max_response_length,  # rows longer than that are cut at the end
     )
     groups = records_to_groups(records, "pair")
     _, stats = tokenize_groups(groups, tokenizer, tc.max_prompt_length, tc.max_response_length)  # counted alike

@@ -1,0 +1,174 @@
+"""``rrtf-lite ablate`` on the tiny profile: every arm runs, an interrupted run resumes, a change is redone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rrtf_lite import ablation, cli
+from rrtf_lite.config import load_config
+
+# about 2 minutes of CPU for the module; on a machine shared with many jobs the wall time can be 5x that
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+
+ALL_ARMS = ["base", "sft", "rrtf", "rrhf", "dpo", "rank_only"]
+FAST = {  # the tiny profile, a little smaller still: no live evolution, plain LoRA, two steps
+    "evol.rounds": 0,
+    "train.finetune": "lora",
+    "train.max_steps": 2,
+    "eval.heldout_limit": 3,
+    "eval.humaneval_limit": 2,
+    "ablation.arms": ALL_ARMS,
+}
+
+
+def _config(run_dir: Path, **overrides):
+    return load_config("tiny", overrides={**FAST, "run_dir": str(run_dir), **overrides})
+
+
+@pytest.fixture(scope="module")
+def resumed_run(tmp_path_factory) -> tuple[Path, dict]:
+    """A run interrupted (Ctrl-C) just after the rrhf arm finished training, then rerun to the end."""
+    run_dir = tmp_path_factory.mktemp("ablation") / "run"
+    import rrtf_lite.evaluate as evaluate
+
+    original = evaluate.evaluate_model
+
+    def interrupt_at_rrhf(*args, **kwargs):
+        if args[4] == "rrhf":  # the label: the arm being evaluated
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    evaluate.evaluate_model = interrupt_at_rrhf
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ablation.ablate(_config(run_dir))
+    finally:
+        evaluate.evaluate_model = original
+    assert not (run_dir / "ablation.json").exists()
+    results = ablation.ablate(_config(run_dir), command="pytest")
+    return run_dir, results
+
+
+def test_every_arm_is_trained_evaluated_and_compared(resumed_run):
+    run_dir, results = resumed_run
+    assert results["heldout_problems"] == 3
+    assert list(results["arms"]) == ALL_ARMS
+    for arm in ALL_ARMS:
+        for dataset, n in (("heldout", 3), ("humaneval", 2)):
+            entry = results["arms"][arm][dataset]
+            assert isinstance(entry["pass@1"], float) and entry["n"] == n
+            assert entry["ci95"][0] <= entry["pass@1"] <= entry["ci95"][1]
+            assert sum(entry["levels"].values()) == n
+        assert results["margins"][arm]["n"] == 3
+    for arm in ALL_ARMS[1:]:  # each trained arm really trained, in its own mode, the same number of steps
+        summary = json.loads((run_dir / "arms" / arm / "seed0" / "adapter" / "train_summary.json").read_text())
+        assert summary["steps"] == 2
+        assert summary["mode"] == ablation.ARMS[arm]["train.mode"]
+    assert {d["metric"] for d in results["deltas"]} == {"greedy"}  # pass@1 only: scripts read it unfiltered
+    every = results["deltas"] + results["other_deltas"]
+    compared = {(d["arm"], d["vs"], d["dataset"], d["metric"]) for d in every}
+    for arm in ALL_ARMS[1:]:
+        assert (arm, "base", "heldout", "greedy") in compared and (arm, "base", "humaneval", "greedy") in compared
+        assert (arm, "base", "heldout", "margin") in compared
+    assert ("rrtf", "sft", "heldout", "greedy") in compared
+    for delta in every:
+        assert delta["ci95"][0] <= delta["delta"] <= delta["ci95"][1]
+    saved = json.loads((run_dir / "ablation.json").read_text())
+    assert saved["deltas"] == results["deltas"] and saved["command"] == "pytest"
+    assert "| rrtf | sft | heldout | greedy |" in (run_dir / "ablation.md").read_text()
+    assert (run_dir / "ablation_arms.png").is_file() and (run_dir / "ablation_margin.png").is_file()
+
+
+def test_the_rerun_after_an_interruption_skips_what_was_finished(resumed_run):
+    _, results = resumed_run
+    log = results["phases"]
+    finished_before = ["evolve", "sample", "rank", "heldout_pairs", "base/0/margin", "sft/0/train", "rrtf/0/margin"]
+    for key in finished_before + ["rrhf/0/train"]:
+        assert log[key] == "skipped", key
+    for key in ["rrhf/0/eval/heldout_greedy", "rrhf/0/margin", "dpo/0/train", "rank_only/0/eval/humaneval_greedy"]:
+        assert log[key] == "ran", key
+
+
+def test_a_third_run_does_nothing_and_the_cli_prints_the_table(resumed_run, capsys):
+    run_dir, _ = resumed_run
+    out = run_dir / "again.json"
+    args = ["ablate", "--profile", "tiny", "--run-dir", str(run_dir), "--out", str(out)]
+    for key, value in FAST.items():
+        args += ["--set", f"{key}={json.dumps(value) if isinstance(value, list) else value}"]
+    assert cli.main(args) == 0
+    results = json.loads(out.read_text())
+    assert set(results["phases"].values()) == {"skipped"}
+    assert results["command"].startswith("rrtf-lite ablate --profile tiny")
+    assert "## Differences" in capsys.readouterr().out
+
+
+def test_a_changed_config_redoes_only_the_phases_it_feeds(resumed_run):
+    run_dir, _ = resumed_run
+    changed_train = {"ablation.arms": ["base", "sft"], "train.learning_rate": 1e-3}
+    log = ablation.ablate(_config(run_dir, **changed_train), out=run_dir / "changed_train.json")["phases"]
+    assert log["sample"] == "skipped" and log["rank"] == "skipped" and log["heldout_pairs"] == "skipped"
+    assert log["base/0/eval/heldout_greedy"] == "skipped" and log["base/0/margin"] == "skipped"
+    assert log["sft/0/train"] == "ran" and log["sft/0/eval/humaneval_greedy"] == "ran" and log["sft/0/margin"] == "ran"
+    # evaluation settings feed every evaluation and, through the base answers, the held-out pairs and margins
+    changed_eval = {**changed_train, "eval.max_new_tokens": 24}
+    log = ablation.ablate(_config(run_dir, **changed_eval), out=run_dir / "changed_eval.json")["phases"]
+    assert log["rank"] == "skipped" and log["sft/0/train"] == "skipped"
+    assert log["base/0/eval/heldout_greedy"] == "ran" and log["sft/0/eval/humaneval_greedy"] == "ran"
+    assert log["heldout_pairs"] == "ran" and log["sft/0/margin"] == "ran"
+
+
+def test_unknown_arms_and_too_few_samples_are_refused(tmp_path):
+    from rrtf_lite.errors import UserError
+
+    with pytest.raises(UserError, match="Unknown ablation arm 'ppo'"):
+        ablation.ablate(_config(tmp_path, **{"ablation.arms": ["base", "ppo"]}))
+    with pytest.raises(UserError, match="must include 'base'"):
+        ablation.ablate(_config(tmp_path, **{"ablation.arms": ["sft"]}))
+    with pytest.raises(UserError, match="sampled_n"):
+        ablation.ablate(_config(tmp_path, **{"ablation.sampled_n": 3}))
+
+
+def test_one_pair_per_problem_keeps_the_widest_gap():
+    pairs = [
+        {"problem_id": "a", "score_chosen": 4.0, "score_rejected": 2.5, "rejected_index": 0, "chosen_index": 0},
+        {"problem_id": "a", "score_chosen": 4.0, "score_rejected": 0.0, "rejected_index": 1, "chosen_index": 0},
+        {"problem_id": "b", "score_chosen": 1.25, "score_rejected": 1.0, "rejected_index": 0, "chosen_index": 0},
+    ]
+    chosen = ablation.select_pairs(pairs, 1)
+    assert [(p["problem_id"], p["rejected_index"]) for p in chosen] == [("a", 1), ("b", 0)]
+    assert ablation.select_pairs(pairs, None) == pairs
+
+
+def test_margin_per_problem_averages_pairs_within_a_problem():
+    rows = [
+        {"problem_id": "a", "p_tea": -1.0, "p_stu": -2.0},
+        {"problem_id": "a", "p_tea": -1.0, "p_stu": -0.5},
+        {"problem_id": "b", "p_tea": -3.0, "p_stu": -1.0},
+    ]
+    margin, accuracy = ablation.margin_per_problem(rows)
+    assert margin == {"a": pytest.approx(0.25), "b": pytest.approx(-2.0)}
+    assert accuracy == {"a": 0.5, "b": 0.0}
+
+
+def test_answers_stop_at_the_end_of_their_code_block_and_extraction_still_works():
+    from rrtf_lite.backends import extract_code, truncate_at_stop
+
+    class Recorder:
+        name, model, tokenizer = "fake", "the model", "the tokenizer"
+
+        def generate(self, prompts, **kwargs):
+            self.kwargs = kwargs
+            return [[]]
+
+    inner = Recorder()
+    wrapped = ablation.StopAtCodeEnd(inner, [ablation.CODE_END])
+    wrapped.generate(["p"], max_new_tokens=8)
+    assert inner.kwargs == {"max_new_tokens": 8, "stop": [ablation.CODE_END]}
+    assert (wrapped.name, wrapped.model, wrapped.tokenizer) == ("fake", "the model", "the tokenizer")
+    reply = "Here:\n```python\ndef f(x):\n    return x\n```\nThis returns x.\n```python\nprint(f(1))\n```\n"
+    cut, stopped = truncate_at_stop(reply, [ablation.CODE_END])
+    assert stopped and "This returns" not in cut
+    assert extract_code(cut, "f") == extract_code(reply, "f") == "def f(x):\n    return x"
