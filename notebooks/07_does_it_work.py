@@ -1,14 +1,12 @@
 # ---
 # jupyter:
-#   jupytext:
-#     formats: ipynb,py:percent
-#     text_representation:
-#       extension: .py
-#       format_name: percent
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
+#   rrtf_lite:
+#     summary: Does it work? base, SFT, RRTF, RRHF and DPO on the same data, with paired
+#       bootstrap intervals
 # ---
 
 # %% [markdown]
@@ -40,13 +38,28 @@ import sys
 
 if importlib.util.find_spec("rrtf_lite") is None:
     if not os.path.isdir("rrtf-lite"):
-        subprocess.run(
-            ["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True
-        )
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/rrtf-lite/rrtf-lite", "rrtf-lite"], check=True)
     sys.path.insert(0, os.path.abspath("rrtf-lite"))
 from rrtf_lite.colab import ensure_installed
 
 ensure_installed("rrtf-lite" if os.path.isdir("rrtf-lite") else None)
+
+# %%
+# The profile: RRTF_PROFILE if set (CI sets "tiny"), else colab-t4 on a GPU and cpu without one.
+import os
+
+import pandas as pd
+import torch
+from IPython.display import HTML, Markdown, display  # noqa: F401 (for the cells below)
+
+from rrtf_lite.config import load_config
+from rrtf_lite.pipeline import run_stage  # noqa: F401 (for the cells below)
+
+PROFILE = os.environ.get("RRTF_PROFILE") or ("colab-t4" if torch.cuda.is_available() else "cpu")
+RUN_DIR = f"runs/nb-{PROFILE}"  # shared by the notebooks; the command line uses runs/<profile>
+config = load_config(PROFILE, overrides={"run_dir": RUN_DIR})
+pd.set_option("display.max_colwidth", 80)
+print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 
 # %% [markdown]
 # ## The design
@@ -84,7 +97,6 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import Markdown, display
 
 from rrtf_lite.config import load_config
 
@@ -175,6 +187,7 @@ if results["margins"]:
     plot_ablation_margins(results);
 else:
     print("This run measured no preference margin (ablation.margin = false or no held-out dataset).")
+
 
 # %% [markdown]
 # ## What the numbers say

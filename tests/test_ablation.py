@@ -154,7 +154,8 @@ def test_margin_per_problem_averages_pairs_within_a_problem():
 
 
 def test_answers_stop_at_the_end_of_their_code_block_and_extraction_still_works():
-    from rrtf_lite.backends import extract_code, truncate_at_stop
+    from rrtf_lite.backends import truncate_at_stop
+    from rrtf_lite.programs import extract_code
 
     class Recorder:
         name, model, tokenizer = "fake", "the model", "the tokenizer"
