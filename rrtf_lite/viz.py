@@ -77,11 +77,12 @@ def plot_pass_at_1(rows: list[dict] | dict, path: str | Path | None = None, titl
             errors[1].append(100 * high - heights[-1])
             labels.append(f"{100 * row['pass@1']:.1f}\n{row['solved']}/{row['n']}")
             top = max(top, 100 * high)
-        bars = ax.bar(xs, heights, width, yerr=errors, capsize=3, label=phase, color=PHASE_COLORS.get(phase))
-        ax.bar_label(bars, labels=labels, fontsize=8, label_type="center")
+        ax.bar(xs, heights, width, yerr=errors, capsize=3, label=phase, color=PHASE_COLORS.get(phase))
+        for x, height, above, label in zip(xs, heights, errors[1], labels, strict=True):
+            ax.text(x, height + above + 1, label, ha="center", va="bottom", fontsize=8)  # above the whisker
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel("pass@1 (%), 95% Wilson interval")
-    ax.set_ylim(0, min(100, top * 1.15 + 2))
+    ax.set_ylim(0, min(105, top * 1.2 + 8))
     ax.set_title(title)
     if phases:
         ax.legend()
