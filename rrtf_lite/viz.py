@@ -286,11 +286,16 @@ def _executions_for(group: dict, executions: list[dict]) -> list[dict | None]:
 def _tests_html(execution: dict | None) -> str:
     if execution is None:
         return "<i>no execution record</i>"
-    marks = {"pass": "✅", "fail": "❌", "error": "💥", "timeout": "⏱"}
+    # words in colour, not emoji: they read the same in every font (headless browsers often lack emoji glyphs)
+    marks = {
+        status: f'<span style="color:{color};font-weight:bold">{status}</span>'
+        for status, color in (("pass", "#2e7d32"), ("fail", "#c62828"), ("error", "#c62828"), ("timeout", "#ef6c00"))
+    }
     rows = []
     for i, t in enumerate(execution.get("tests", [])):
         why = " ".join(x for x in (t.get("error_type"), t.get("message")) if x)
-        rows.append(f"<tr><td>{i}</td><td>{marks.get(t['status'], t['status'])}</td><td>{html.escape(why)}</td></tr>")
+        status = marks.get(t["status"], html.escape(str(t["status"])))
+        rows.append(f"<tr><td>{i}</td><td>{status}</td><td>{html.escape(why)}</td></tr>")
     return f"<b>{html.escape(outcome_label(execution))}</b><table>{''.join(rows)}</table>"
 
 
