@@ -210,6 +210,8 @@ def test_notebook_03_runs_in_chromium_and_its_widget_and_plot_render(lab, browse
     ]
     assert decoded, f"no rendered matplotlib PNG among {len(images)} images"
 
+    for button in browser.find_elements(By.XPATH, "//*[contains(@class, 'Toastify')]//button[normalize-space()='No']"):
+        button.click()  # JupyterLab's "notified about Jupyter news?" toast, should it show despite fetchNews=false
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", select)
     time.sleep(0.5)
     shot = tmp_path / "03_browser.png"
