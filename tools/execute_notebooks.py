@@ -99,6 +99,10 @@ def write_index(out_dir: Path) -> Path:
             "|---|---|---|---|",
             *rows,
             "",
+            "[`03_browser.png`](03_browser.png): notebook 03 after Run all in JupyterLab in headless Chromium, on the",
+            "`tiny` profile, as `tests/test_browser.py` checks it (regenerate with",
+            "`RRTF_BROWSER_SCREENSHOT=docs/executed/03_browser.png pytest tests/test_browser.py`).",
+            "",
         ]
     )
     index = out_dir / "README.md"
