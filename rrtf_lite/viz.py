@@ -332,7 +332,7 @@ def response_cards_html(group: dict, executions: list[dict], limit: int = 4) -> 
 
 
 def widgets_unavailable() -> bool:
-    """True when nothing could show a live widget: ``RRTF_STATIC=1`` (set for executed copies and CI), or not
+    """True when nothing could show a live widget: ``RRTF_STATIC=1`` (tools/execute_notebooks.py sets it), or not
     inside a Jupyter kernel (plain Python, terminal IPython). A kernel cannot tell whether its frontend renders
     widgets, so in a kernel the widget also carries a static HTML copy for viewers without one."""
     if os.environ.get("RRTF_STATIC", "").strip().lower() not in ("", "0", "false", "no"):
