@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rrtf-installed
 PROFILE ?= cpu
 
-.PHONY: setup demo test lab notebooks doctor lint format lock bench clean
+.PHONY: setup demo test lab notebooks executed doctor lint format lock bench clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ lab: setup
 notebooks: setup  ## bring each notebooks/NN_*.ipynb and its paired .py in step, then the notebook tables
 	$(BIN)/python tools/build_notebooks.py
 	$(BIN)/python tools/make_notebook_index.py
+
+executed: setup  ## run the notebooks on $(PROFILE) (cpu) into docs/executed/, outputs kept; NOTEBOOKS=03 for one
+	$(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS) --profile $(PROFILE)
 
 doctor: setup
 	$(BIN)/rrtf-lite doctor

@@ -124,8 +124,8 @@ def heldout_pairs_phase(config: RunConfig, root: Path, base_eval: Path, eval_fp:
     Returns (the pairs, a fingerprint of them).
     """
     from rrtf_lite.backends import ReferenceTeacher
-    from rrtf_lite.programs import extract_code
     from rrtf_lite.pipeline import stage_function
+    from rrtf_lite.programs import extract_code
     from rrtf_lite.records import read_jsonl, write_jsonl
 
     folder = root / "heldout_pairs"

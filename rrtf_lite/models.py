@@ -11,11 +11,13 @@ Names resolve in this order:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +232,17 @@ def quantization_config(quantization: str, compute_dtype=None, quant_storage=Non
     )
 
 
+@contextlib.contextmanager
+def quiet_model_libraries():
+    """Around wrapping a model in PEFT: peft reads ``model.is_gradient_checkpointing`` (``PeftModel.__init__``),
+    which transformers 5 deprecates with a FutureWarning on every wrap. That is peft's call, not ours, and changes
+    nothing, so only that one warning is ignored, only here. (bitsandbytes' CPU-kernel line: ``rrtf_lite/__init__``.)
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
+
+
 def load_model(name: str, quantization: str = "none", device: str | None = None, dtype=None, quant_storage=None):
     """Load ``(model, tokenizer)`` for an alias, a local folder or a hub id, on the picked device.
 
@@ -281,8 +294,9 @@ def load_trained(base_name: str, adapter_dir: str | Path, quantization: str = "n
             info = pick_device(device)
             return AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=info.dtype).to(info.device)
         raise UserError(f"{adapter_dir} holds neither a LoRA adapter nor a model: run the train stage first.")
-    from peft import PeftModel
-
     base, _ = load_model(base_name, quantization=quantization, device=device)
-    model = PeftModel.from_pretrained(base, str(adapter_dir))
+    with quiet_model_libraries():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(base, str(adapter_dir))
     return model.merge_and_unload() if quantization == "none" else model

@@ -186,7 +186,7 @@ def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None)
 
     ``dtype`` overrides the compute dtype of ``pick_device()`` (e.g. float16 to reproduce a T4 on a newer GPU).
     """
-    from rrtf_lite.models import load_model, pick_device
+    from rrtf_lite.models import load_model, pick_device, quiet_model_libraries
 
     finetune = train_config.finetune
     if finetune not in FINETUNES:
@@ -202,14 +202,15 @@ def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None)
     if finetune == "full":
         return model, tokenizer
 
-    from peft import get_peft_model, prepare_model_for_kbit_training
+    with quiet_model_libraries():  # peft reads the deprecated is_gradient_checkpointing
+        from peft import get_peft_model, prepare_model_for_kbit_training
 
-    if finetune == "qlora":  # freezes the base, casts norms/embeddings to fp32
-        # activation checkpointing is switched on by Trainer (TrainingArguments.activation_checkpointing)
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    if checkpointing:
-        model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
-    return get_peft_model(model, lora_config(train_config)), tokenizer
+        if finetune == "qlora":  # freezes the base, casts norms/embeddings to fp32
+            # activation checkpointing is switched on by Trainer (TrainingArguments.activation_checkpointing)
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        if checkpointing:
+            model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
+        return get_peft_model(model, lora_config(train_config)), tokenizer
 
 
 def lora_config(train_config):

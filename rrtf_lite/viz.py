@@ -7,12 +7,16 @@ inside the functions: importing this module stays cheap and the CLI never needs 
 
 from __future__ import annotations
 
+import functools
 import html
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
 LEVEL_NAMES = {0: "compile error", 1: "runtime error", 2: "partial", 3: "all pass"}
+# A reply without usable code is scored as level 0 but is not a compile error: it gets its own bar.
+HISTOGRAM_BARS = ["no code", *LEVEL_NAMES.values()]
 PHASE_COLORS = {"before": "#9aa5b1", "after": "#2f7ed8"}
 
 
@@ -34,30 +38,51 @@ def _finish(fig, path: str | Path | None):
 
 
 # ---------------------------------------------------------------- evaluation
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for z=1.96) of a proportion: unlike the normal one it stays inside
+    [0, 1] and is not zero-width at 0 or n successes, which matters for a few dozen problems."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def plot_pass_at_1(rows: list[dict] | dict, path: str | Path | None = None, title: str = "pass@1 before / after"):
-    """Bars of pass@1 (in %) per dataset, before and after training; ``rows`` as in ``report["rows"]``."""
+    """Bars of pass@1 (in %) per dataset, before and after training, with 95% Wilson intervals over problems;
+    ``rows`` as in ``report["rows"]``.
+
+    The interval treats pass@1 x n problems as successes out of n: exact for greedy decoding (one answer per
+    problem), a slight overestimate of the spread for sampled pass@1, which averages several answers per problem.
+    """
     plt = _pyplot()
     rows = rows["rows"] if isinstance(rows, dict) else rows
     datasets = list(dict.fromkeys(r["dataset"] for r in rows))
     phases = [p for p in ("before", "after") if any(r["phase"] == p for r in rows)]
     width = 0.8 / max(len(phases), 1)
     fig, ax = plt.subplots(figsize=(max(4, 2.2 * len(datasets) + 1), 3.6))
+    top = 10.0
     for j, phase in enumerate(phases):
         by_name = {r["dataset"]: r for r in rows if r["phase"] == phase}
-        xs, heights, labels = [], [], []
+        xs, heights, errors, labels = [], [], ([], []), []
         for i, name in enumerate(datasets):
             row = by_name.get(name)
             if row is None or row.get("pass@1") is None:
                 continue
+            low, high = wilson_interval(row["pass@1"] * row["n"], row["n"])
             xs.append(i + (j - (len(phases) - 1) / 2) * width)
             heights.append(100 * row["pass@1"])
+            errors[0].append(heights[-1] - 100 * low)
+            errors[1].append(100 * high - heights[-1])
             labels.append(f"{100 * row['pass@1']:.1f}\n{row['solved']}/{row['n']}")
-        bars = ax.bar(xs, heights, width, label=phase, color=PHASE_COLORS.get(phase))
-        ax.bar_label(bars, labels=labels, fontsize=8)
+            top = max(top, 100 * high)
+        ax.bar(xs, heights, width, yerr=errors, capsize=3, label=phase, color=PHASE_COLORS.get(phase))
+        for x, height, above, label in zip(xs, heights, errors[1], labels, strict=True):
+            ax.text(x, height + above + 1, label, ha="center", va="bottom", fontsize=8)  # above the whisker
     ax.set_xticks(range(len(datasets)), datasets)
-    ax.set_ylabel("pass@1 (%)")
-    top = max([100 * r["pass@1"] for r in rows if r.get("pass@1") is not None] + [10])
-    ax.set_ylim(0, min(100, top * 1.35 + 5))
+    ax.set_ylabel("pass@1 (%), 95% Wilson interval")
+    ax.set_ylim(0, min(105, top * 1.2 + 8))
     ax.set_title(title)
     if phases:
         ax.legend()
@@ -65,57 +90,107 @@ def plot_pass_at_1(rows: list[dict] | dict, path: str | Path | None = None, titl
 
 
 # ---------------------------------------------------------------- ranking
-def plot_levels(stats: dict, path: str | Path | None = None, title: str = "execution outcome per source"):
-    """Histogram of levels (compile error .. all pass) per source, from rank stats ``{"levels": {src: {l: n}}}``.
-
-    Level keys may be ints or strings (after a JSON round trip).
-    """
-    plt = _pyplot()
+def level_counts(stats: dict) -> dict[str, list[int]]:
+    """Per source, counts in the order of ``HISTOGRAM_BARS``: no code, compile error, runtime error, partial,
+    all pass. Rank stats count a reply without code as level 0; ``no_code`` (or the ``no_code`` outcome) says how
+    many of those were not compile errors at all. Level keys may be ints or strings (after a JSON round trip)."""
     levels = stats.get("levels", stats)
-    sources = list(levels)
+    outcomes = stats.get("outcomes") or {}
+    no_code = stats.get("no_code") or {}
+    counts = {}
+    for source, by_level in levels.items():
+        per_level = {int(k): v for k, v in by_level.items()}
+        empty = no_code.get(source, outcomes.get(source, {}).get("no_code", 0))
+        empty = min(empty, per_level.get(0, 0))
+        counts[source] = [empty, per_level.get(0, 0) - empty] + [per_level.get(lv, 0) for lv in (1, 2, 3)]
+    return counts
+
+
+def _named_outcomes(stats: dict) -> dict[str, dict[str, int]]:
+    """The sandbox's outcome names per source (e.g. ``passed_none``), or {} when the stats only know levels."""
+    outcomes = stats.get("outcomes") or {}
+    named = any(not str(name).startswith("level ") for per in outcomes.values() for name in per)
+    return outcomes if named else {}
+
+
+def plot_levels(stats: dict, path: str | Path | None = None, title: str = "execution outcome per source"):
+    """Histogram per source: no code, then the four levels (compile error .. all pass), from rank stats
+    ``{"levels": {src: {l: n}}, "no_code": {src: n}}``; when the stats carry the sandbox's outcome names
+    (``outcomes``), a second panel counts those."""
+    plt = _pyplot()
+    counts = level_counts(stats)
+    outcomes = _named_outcomes(stats)
+    sources = list(counts)
+    ncols = 2 if outcomes else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(7.5 + 5 * (ncols - 1), 3.8), squeeze=False)
+    ax = axes[0][0]
     width = 0.8 / max(len(sources), 1)
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
     for j, source in enumerate(sources):
-        counts = {int(k): v for k, v in levels[source].items()}
-        xs = [lv + (j - (len(sources) - 1) / 2) * width for lv in range(4)]
-        bars = ax.bar(xs, [counts.get(lv, 0) for lv in range(4)], width, label=source)
+        xs = [b + (j - (len(sources) - 1) / 2) * width for b in range(len(HISTOGRAM_BARS))]
+        bars = ax.bar(xs, counts[source], width, label=source)
         ax.bar_label(bars, fontsize=8)
-    ax.set_xticks(range(4), [LEVEL_NAMES[lv] for lv in range(4)])
+    ax.set_xticks(range(len(HISTOGRAM_BARS)), HISTOGRAM_BARS, rotation=15)
     ax.set_ylabel("responses")
     ax.set_title(title)
     if sources:
         ax.legend()
+    if outcomes:
+        names = sorted({name for per in outcomes.values() for name in per})
+        out_ax = axes[0][1]
+        height = 0.8 / max(len(outcomes), 1)
+        for j, (source, per) in enumerate(outcomes.items()):
+            ys = [i + (j - (len(outcomes) - 1) / 2) * height for i in range(len(names))]
+            out_ax.barh(ys, [per.get(name, 0) for name in names], height, label=source)
+        out_ax.set_yticks(range(len(names)), names, fontsize=8)
+        out_ax.invert_yaxis()
+        out_ax.set_xlabel("responses")
+        out_ax.set_title("sandbox outcome")
     return _finish(fig, path)
 
 
 # ---------------------------------------------------------------- training
 def plot_loss(log_history: list[dict], path: str | Path | None = None, title: str = "training loss"):
-    """Loss curves (total, rank, SFT; eval loss if logged) from ``trainer.state.log_history``, and the pair
-    accuracy on a second axis when it was logged (not NaN)."""
+    """Loss curves from ``trainer.state.log_history``: total, SFT and eval loss on the left; the rank loss,
+    when logged, on its own panel (it is ~0.2 against an SFT loss ~11 and would lie flat on a shared axis),
+    with the pair accuracy on a second axis there when it was logged (not NaN)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.6))
 
     def series(key):
         points = [(h["step"], h[key]) for h in log_history if isinstance(h.get(key), (int, float))]
         return [(s, v) for s, v in points if not math.isnan(v)]
 
-    for key in ("loss", "rank_loss", "sft_loss", "eval_loss"):
+    def draw(ax, key, **style):
         points = series(key)
         if points:
             steps, values = zip(*points, strict=True)
-            ax.plot(steps, values, label=key, marker="." if len(points) < 50 else None)
+            ax.plot(steps, values, label=key, marker="." if len(points) < 50 else None, **style)
+
+    rank = series("rank_loss")
+    accuracy = series("pair_accuracy")
+    ncols = 2 if rank or accuracy else 1
+    fig, axes = plt.subplots(1, ncols, figsize=(6.5 + 4 * (ncols - 1), 3.6), squeeze=False)
+    ax = axes[0][0]
+    for key in ("loss", "sft_loss", "eval_loss"):
+        draw(ax, key)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title(title)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left")
-    accuracy = series("pair_accuracy")
-    if accuracy:
-        ax2 = ax.twinx()
-        ax2.plot(*zip(*accuracy, strict=True), color="gray", linestyle="--", label="pair accuracy")
-        ax2.set_ylabel("pair accuracy")
-        ax2.set_ylim(-0.05, 1.05)
-        ax2.legend(loc="upper right")
+        ax.legend(loc="upper right")
+    if ncols == 2:
+        rank_ax = axes[0][1]
+        draw(rank_ax, "rank_loss", color="#c0504d")
+        rank_ax.set_xlabel("step")
+        rank_ax.set_ylabel("rank loss")
+        rank_ax.set_title("rank loss (own scale)")
+        if rank:
+            rank_ax.legend(loc="upper left")
+        if accuracy:
+            acc_ax = rank_ax.twinx()
+            acc_ax.plot(*zip(*accuracy, strict=True), color="gray", linestyle="--", label="pair accuracy")
+            acc_ax.set_ylabel("pair accuracy")
+            acc_ax.set_ylim(-0.05, 1.05)
+            acc_ax.legend(loc="upper right")
     return _finish(fig, path)
 
 
@@ -211,13 +286,29 @@ def _executions_for(group: dict, executions: list[dict]) -> list[dict | None]:
 def _tests_html(execution: dict | None) -> str:
     if execution is None:
         return "<i>no execution record</i>"
-    marks = {"pass": "✅", "fail": "❌", "error": "💥", "timeout": "⏱"}
+    # words in colour, not emoji: they read the same in every font (headless browsers often lack emoji glyphs)
+    marks = {
+        status: f'<span style="color:{color};font-weight:bold">{status}</span>'
+        for status, color in (("pass", "#2e7d32"), ("fail", "#c62828"), ("error", "#c62828"), ("timeout", "#ef6c00"))
+    }
     rows = []
     for i, t in enumerate(execution.get("tests", [])):
         why = " ".join(x for x in (t.get("error_type"), t.get("message")) if x)
-        rows.append(f"<tr><td>{i}</td><td>{marks.get(t['status'], t['status'])}</td><td>{html.escape(why)}</td></tr>")
-    head = f"level {execution['level']} ({LEVEL_NAMES.get(execution['level'], '?')}), {execution['pass_fraction']:.0%}"
-    return f"<b>{head}</b><table>{''.join(rows)}</table>"
+        status = marks.get(t["status"], html.escape(str(t["status"])))
+        rows.append(f"<tr><td>{i}</td><td>{status}</td><td>{html.escape(why)}</td></tr>")
+    return f"<b>{html.escape(outcome_label(execution))}</b><table>{''.join(rows)}</table>"
+
+
+def outcome_label(execution: dict) -> str:
+    """``level 1 (runtime error: passed_none), 0%``: the level, its name and, when the sandbox gave one, the
+    outcome's own name (records written before outcomes existed have none)."""
+    name = LEVEL_NAMES.get(execution["level"], "?")
+    outcome = execution.get("outcome")
+    if outcome == "no_code":
+        name = "no code"
+    elif outcome and not str(outcome).startswith("level "):
+        name = f"{name}: {outcome}"
+    return f"level {execution['level']} ({name}), {execution['pass_fraction']:.0%}"
 
 
 def response_cards_html(group: dict, executions: list[dict], limit: int = 4) -> str:
@@ -240,8 +331,63 @@ def response_cards_html(group: dict, executions: list[dict], limit: int = 4) -> 
     )
 
 
-def explore_groups(groups: list[dict], executions: list[dict], limit: int = 4):
-    """A notebook widget to browse each prompt's ranked responses (code side by side, per-test results)."""
+def widgets_unavailable() -> bool:
+    """True when nothing could show a live widget: ``RRTF_STATIC=1`` (tools/execute_notebooks.py sets it), or not
+    inside a Jupyter kernel (plain Python, terminal IPython). A kernel cannot tell whether its frontend renders
+    widgets, so in a kernel the widget also carries a static HTML copy for viewers without one."""
+    if os.environ.get("RRTF_STATIC", "").strip().lower() not in ("", "0", "false", "no"):
+        return True
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return True
+    shell = get_ipython()
+    return shell is None or getattr(shell, "kernel", None) is None
+
+
+class StaticExplorer:
+    """The explorer without widgets: every group's ranked responses as HTML (notebook viewers) and as plain
+    text (a terminal), for where no widget frontend is live."""
+
+    def __init__(self, groups: list[dict], executions: list[dict], limit: int = 4, max_groups: int = 5):
+        self.groups, self.executions, self.limit, self.max_groups = groups, executions, limit, max_groups
+
+    def _shown(self) -> tuple[list[dict], str]:
+        rest = len(self.groups) - self.max_groups
+        note = f"{rest} more problems not shown (static view; run in Jupyter for the explorer)" if rest > 0 else ""
+        return self.groups[: self.max_groups], note
+
+    def _repr_html_(self) -> str:
+        if not self.groups:
+            return "<i>no groups to show: run the rank stage first</i>"
+        shown, note = self._shown()
+        parts = [
+            f"<h4>{html.escape(g['problem_id'])}</h4>{response_cards_html(g, self.executions, self.limit)}"
+            for g in shown
+        ]
+        return "".join(parts) + (f"<p><i>{html.escape(note)}</i></p>" if note else "")
+
+    def __repr__(self) -> str:
+        if not self.groups:
+            return "no groups to show: run the rank stage first"
+        shown, note = self._shown()
+        lines = []
+        for g in shown:
+            matched = _executions_for(g, self.executions)
+            lines.append(g["problem_id"])
+            order = sorted(range(len(g["responses"])), key=lambda i: -g["scores"][i])[: self.limit]
+            for rank, i in enumerate(order, start=1):
+                label = outcome_label(matched[i]) if matched[i] else "no execution record"
+                lines.append(f"  #{rank} {g['sources'][i]:<8} score {g['scores'][i]:.2f}  {label}")
+        return "\n".join(lines + ([note] if note else []))
+
+
+def explore_groups(groups: list[dict], executions: list[dict], limit: int = 4, static: bool | None = None):
+    """Browse each prompt's ranked responses (code side by side, per-test results): a dropdown widget in a
+    live notebook, a ``StaticExplorer`` (HTML table / text) where no widget frontend is live (see
+    ``widgets_unavailable``; ``static`` overrides the detection)."""
+    if static if static is not None else widgets_unavailable():
+        return StaticExplorer(groups, executions, limit)
     import ipywidgets as widgets
 
     if not groups:
@@ -255,7 +401,30 @@ def explore_groups(groups: list[dict], executions: list[dict], limit: int = 4):
 
     picker.observe(show, names="value")
     show()
-    return widgets.VBox([picker, view])
+    return _ExplorerBox([picker, view], fallback=StaticExplorer(groups, executions, limit))
+
+
+@functools.cache
+def _explorer_box_class():
+    import ipywidgets as widgets
+
+    class ExplorerBox(widgets.VBox):
+        """A VBox whose display also carries the static HTML: a frontend with widgets shows the widget, a viewer
+        without (GitHub, nbconvert, a closed kernel) shows the table instead of ``VBox(...)``."""
+
+        def __init__(self, children, fallback: StaticExplorer):
+            super().__init__(children)
+            self._fallback = fallback
+
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs) or {}
+            return {**bundle, "text/html": self._fallback._repr_html_()}
+
+    return ExplorerBox
+
+
+def _ExplorerBox(children, fallback: StaticExplorer):  # noqa: N802 (a class built on first use)
+    return _explorer_box_class()(children, fallback)
 
 
 # ---------------------------------------------------------------- ablation

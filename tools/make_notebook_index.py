@@ -103,6 +103,8 @@ is quick when they are already done).
 
 ## How to run them
 - **Locally** (CPU is fine): `make setup && make lab`, then open `00_overview_and_setup.ipynb`.
+- **Just read them**: [`docs/executed/`](../docs/executed/) holds copies run on the `cpu` profile, outputs
+  included (`make executed` regenerates them).
 - **On Colab**: click a badge. The first code cell clones [the repository]({repo_url}) and installs it with
   the project's pins from `constraints.txt`, leaving Colab's own torch and numpy alone. Pick a GPU runtime
   (Runtime > Change runtime type > T4 GPU) for the `colab-t4` profile.
