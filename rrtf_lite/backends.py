@@ -57,6 +57,10 @@ def truncate_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
 class HFGenerator:
     """A local causal LM: batched, left-padded, chat-formatted generation with per-batch seeds.
 
+    Rows are batched in order of prompt length (less padding; results come back in the caller's order).
+    Given ``entry_points``, a row stops once its python block that defines its entry point is closed
+    (``stopping.AnswerStop``): the prose small models write after their code is never generated. Without them
+    replies run to eos as before: a reply may need more than one block (evol's test writer writes two).
     Pass ``model`` and ``tokenizer`` to reuse an already loaded (or adapter-merged) model.
     ``tokens`` and ``seconds`` accumulate over calls; ``tokens_per_s`` is their ratio.
     """
@@ -99,22 +103,42 @@ class HFGenerator:
         max_new_tokens: int = 256,
         seed: int = 0,
         stop: list[str] | None = None,
+        entry_points: list[str | None] | None = None,
     ) -> list[list[Completion]]:
+        """``entry_points``: one per prompt, the function whose closed block ends the answer (None: any function);
+        not given: no early stop."""
         from rrtf_lite.prompts import chat_prompt
 
-        rows = [(i, chat_prompt(self.tokenizer, p)) for i, p in enumerate(prompts) for _ in range(n)]
-        out: list[list[Completion]] = [[] for _ in prompts]
+        stop_at = entry_points if entry_points is not None else [None] * len(prompts)
+        rows = [(i, chat_prompt(self.tokenizer, p), stop_at[i]) for i, p in enumerate(prompts) for _ in range(n)]
+        lengths = [
+            len(ids) for ids in self.tokenizer([text for _, text, _ in rows], add_special_tokens=False).input_ids
+        ]
+        order = sorted(range(len(rows)), key=lambda r: lengths[r])  # stable: a prompt's n rows stay together
+        results: list[Completion | None] = [None] * len(rows)
         for start in range(0, len(rows), self.batch_size):
-            chunk = rows[start : start + self.batch_size]
-            texts = self._generate_batch(
-                [text for _, text in chunk], temperature, top_p, max_new_tokens, seed + start // self.batch_size, stop
+            chunk = order[start : start + self.batch_size]
+            completions = self._generate_batch(
+                [rows[r][1] for r in chunk],
+                [rows[r][2] for r in chunk] if entry_points is not None else None,
+                temperature,
+                top_p,
+                max_new_tokens,
+                seed + start // self.batch_size,
+                stop,
             )
-            for (i, _), completion in zip(chunk, texts, strict=True):
-                out[i].append(completion)
+            for r, completion in zip(chunk, completions, strict=True):
+                results[r] = completion
+        out: list[list[Completion]] = [[] for _ in prompts]
+        for (i, _, _), completion in zip(rows, results, strict=True):
+            out[i].append(completion)
         return out
 
-    def _generate_batch(self, texts, temperature, top_p, max_new_tokens, seed, stop) -> list[Completion]:
+    def _generate_batch(self, texts, entry_points, temperature, top_p, max_new_tokens, seed, stop) -> list[Completion]:
         import torch
+        from transformers import StoppingCriteriaList
+
+        from rrtf_lite.stopping import AnswerStop
 
         tok = self.tokenizer
         batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
@@ -125,6 +149,9 @@ class HFGenerator:
             kwargs.update(do_sample=False)
         if stop:
             kwargs.update(stop_strings=list(stop), tokenizer=tok)
+        if entry_points is not None:
+            answer_stop = AnswerStop(tok, batch["input_ids"].shape[1], list(entry_points))
+            kwargs.update(stopping_criteria=StoppingCriteriaList([answer_stop]))
         torch.manual_seed(seed)  # one seed per batch: the same call gives the same samples
         started = time.perf_counter()
         with torch.inference_mode():

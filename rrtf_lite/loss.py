@@ -163,15 +163,27 @@ def rrtf_loss(
     pair mode: K = 2, row 0 teacher/chosen, row 1 student/rejected; rank loss weighted by the score gap.
     listwise mode: any K (pad with ``valid`` = False rows); unweighted rank loss, SFT on the best response.
     """
+    logp_sum, n_tokens = sequence_logprobs(logits, labels, chunk_size=chunk_size)
+    return rrtf_loss_from_logprobs(logp_sum, n_tokens, scores, valid, mode, sft_weight)
+
+
+def rrtf_loss_from_logprobs(
+    logp_sum: torch.Tensor,
+    n_tokens: torch.Tensor,
+    scores: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    mode: str = "pair",
+    sft_weight: float = 1.0,
+) -> RankLossOutput:
+    """``rrtf_loss`` from per-row log-prob sums and token counts [G*K] (e.g. from ``head_logprobs``)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
     check_sft_weight(sft_weight)
     groups, k = scores.shape
-    if logits.shape[0] != groups * k:
-        raise ValueError(f"{logits.shape[0]} rows for {groups} prompts x {k} responses.")
+    if logp_sum.shape[0] != groups * k:
+        raise ValueError(f"{logp_sum.shape[0]} rows for {groups} prompts x {k} responses.")
     if mode == "pair" and k != 2:
         raise ValueError(f"pair mode needs 2 responses per prompt, got {k}.")
-    logp_sum, n_tokens = sequence_logprobs(logits, labels, chunk_size=chunk_size)
     logp_sum, n_tokens = logp_sum.view(groups, k), n_tokens.view(groups, k)
     if valid is None:
         valid = n_tokens > 0

@@ -28,7 +28,8 @@ import torch
 from transformers import Trainer
 
 from rrtf_lite.errors import UserError
-from rrtf_lite.loss import IGNORE_INDEX, check_sft_weight, rrtf_loss
+from rrtf_lite.head_logprobs import model_response_logprobs
+from rrtf_lite.loss import IGNORE_INDEX, check_sft_weight, rrtf_loss, rrtf_loss_from_logprobs
 from rrtf_lite.prompts import chat_prompt
 
 FINETUNES = ("qlora", "lora", "full")
@@ -149,8 +150,15 @@ class RRTFTrainer(Trainer):
         self._sums: dict[str, float] = defaultdict(float)  # local sums since the last log
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        outputs = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], use_cache=False)
-        out = rrtf_loss(outputs.logits, inputs["labels"], inputs["scores"], inputs["valid"], self.mode, self.sft_weight)
+        ids, attention, labels = inputs["input_ids"], inputs["attention_mask"], inputs["labels"]
+        if sharded_training():  # FSDP/ZeRO-3 gather the head's weights inside forward only: full logits
+            outputs = model(input_ids=ids, attention_mask=attention, use_cache=False)
+            out = rrtf_loss(outputs.logits, labels, inputs["scores"], inputs["valid"], self.mode, self.sft_weight)
+        else:  # log-probs from the last hidden states, never holding [rows, T, V] logits
+            logp_sum, n_tokens, outputs = model_response_logprobs(model, ids, attention, labels)
+            out = rrtf_loss_from_logprobs(
+                logp_sum, n_tokens, inputs["scores"], inputs["valid"], self.mode, self.sft_weight
+            )
         if model.training:
             n_pairs = out.n_pairs.item()
             self._sums["rank_loss"] += out.rank_loss.item()
