@@ -65,6 +65,8 @@ class HFGenerator:
     ``tokens`` and ``seconds`` accumulate over calls; ``tokens_per_s`` is their ratio.
     """
 
+    accepts_entry_points = True  # generate(..., entry_points=[...]) stops each answer at its code
+
     def __init__(
         self,
         model_name: str = "",
@@ -416,3 +418,11 @@ def make_generator(
     if kind == "recorded":
         raise UserError("The recorded evolver only answers evolution prompts: use it as evol.evolver.kind.")
     raise UserError(f"Unknown backend kind {kind!r}: choose one of {', '.join(BACKEND_KINDS)}.")
+
+
+def answer_stop_kwargs(generator, problems: list[dict], n: int = 1) -> dict:
+    """``entry_points`` for generators that can end an answer once its code block defining the function is
+    closed (the local HF generator), so prose after the code is never generated; {} for the others."""
+    if not getattr(generator, "accepts_entry_points", False):
+        return {}
+    return {"entry_points": [p.get("entry_point") or None for p in problems]}

@@ -221,6 +221,8 @@ def make_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, 
 class LazyGenerator:
     """Builds its generator on the first ``generate``: a fully resumed evaluation never loads the model."""
 
+    accepts_entry_points = True  # its factory builds the local HF generator
+
     def __init__(self, factory, name: str, tokenizer_name: str | None = None):
         self.factory, self.name, self.tokenizer_name, self._generator = factory, name, tokenizer_name, None
 
@@ -313,6 +315,7 @@ def evaluate_model(
 
 
 def _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fingerprint) -> list[dict]:
+    from rrtf_lite.backends import answer_stop_kwargs
     from rrtf_lite.prompts import build_prompt
 
     start = time.perf_counter()
@@ -323,6 +326,7 @@ def _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fi
         top_p=decoding["top_p"],
         max_new_tokens=decoding["max_new_tokens"],
         seed=decoding["seed"],
+        **answer_stop_kwargs(generator, batch),
     )
     gen_seconds = (time.perf_counter() - start) / len(batch)
     texts = [_texts(o) for o in outputs]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rrtf_lite.backends import Generator, ReferenceTeacher, make_generator
+from rrtf_lite.backends import Generator, ReferenceTeacher, answer_stop_kwargs, make_generator
 from rrtf_lite.config import BackendConfig, RunConfig, derive_seed
 from rrtf_lite.pipeline import finish_stage, open_stage
 from rrtf_lite.programs import extract_code
@@ -56,6 +56,7 @@ class _Run:
             top_p=self.top_p,
             max_new_tokens=max_new_tokens,
             seed=seed,
+            **answer_stop_kwargs(self.generator, group),  # the answer ends with its code: no prose generated
         )
         self.seconds += time.perf_counter() - started
         for problem, completions in zip(group, replies, strict=True):
