@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16, help="hf only")
+    parser.add_argument("--dtype", default="auto", help="vllm: auto downcasts fp32 to bfloat16 on CPU")
     parser.add_argument("--prompts-from", help="vllm: take prompts and settings from the hf JSON")
     parser.add_argument("--out")
     args = parser.parse_args()
@@ -67,7 +68,7 @@ def main() -> None:
 
         source = json.loads(Path(args.prompts_from).read_text())
         prompts, args.max_new_tokens = source["prompts"], source["max_new_tokens"]
-        result = run_backend(VLLMGenerator(args.model), prompts, args.max_new_tokens)
+        result = run_backend(VLLMGenerator(args.model, dtype=args.dtype), prompts, args.max_new_tokens)
     result.update(backend=args.backend, prompts=prompts, max_new_tokens=args.max_new_tokens)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(f"{args.backend}: {result['tokens']} tokens in {result['seconds']:.1f} s", flush=True)
