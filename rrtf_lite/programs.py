@@ -167,7 +167,7 @@ def _names_used(code: str) -> set[str]:
     }
 
 
-def _provided_names(code: str) -> set[str] | None:
+def provided_names(code: str) -> set[str] | None:
     """Names a support block provides (imports, defs, classes, constants); None if it is not a support block."""
     tree = parse(code)
     if tree is None or not tree.body:
@@ -185,12 +185,33 @@ def _provided_names(code: str) -> set[str] | None:
     return names
 
 
+def missing_names(code: str) -> set[str]:
+    """Global names ``code``'s function bodies use but it neither defines, imports nor gets from builtins (a helper
+    or an import the reply may still write in another block); empty when the code does not parse."""
+    import builtins
+    import symtable
+
+    try:
+        table = symtable.symtable(code, "<answer>", "exec")
+    except (SyntaxError, ValueError):
+        return set()
+    provided = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    provided |= {c.get_name() for c in table.get_children()}
+    used: set[str] = set()
+    todo = list(table.get_children())  # function bodies: annotations (List from a HumanEval preamble) are not
+    while todo:  # what a helper block would provide
+        scope = todo.pop()
+        todo += scope.get_children()
+        used |= {s.get_name() for s in scope.get_symbols() if s.is_referenced() and s.is_global()}
+    return {n for n in used - provided if not hasattr(builtins, n) and n != "__name__"}
+
+
 def _with_support(main: str, others: list[str], order: list[str], entry_point: str) -> str:
     """``main`` plus the other blocks that provide a name it uses (a helper, an import), in reply order."""
     needed = _names_used(main)
     chosen = {main}
     for block in others:
-        provided = _provided_names(block)
+        provided = provided_names(block)
         if provided and provided & needed and not defines(block, entry_point):
             chosen.add(block)
             needed |= _names_used(block)

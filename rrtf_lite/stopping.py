@@ -13,14 +13,15 @@ preferred a longer later block, so callers that know the entry point should pass
 
 from __future__ import annotations
 
-import ast
 import re
 
 import torch
 from transformers import StoppingCriteria
 
+from rrtf_lite.programs import PY_LANGS as _PY_LANGS
+from rrtf_lite.programs import defines, missing_names, parse, provided_names
+
 _FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)")
-_PY_LANGS = {"", "python", "py", "python3", "py3", "pycon", "ipython"}
 
 
 def closed_python_blocks(text: str) -> list[str]:
@@ -45,22 +46,16 @@ def closed_python_blocks(text: str) -> list[str]:
     return blocks
 
 
-def _defines(code: str, name: str | None) -> bool:
-    pattern = rf"^\s*(async\s+)?def\s+{re.escape(name)}\s*\(" if name else r"^\s*(async\s+)?def\s+\w+\s*\("
-    return re.search(pattern, code, re.MULTILINE) is not None
-
-
-def _compiles(code: str) -> bool:
-    try:
-        ast.parse(code)
-        return True
-    except (SyntaxError, ValueError):
-        return False
-
-
 def answer_complete(text: str, entry_point: str | None = None) -> bool:
-    """True once ``text`` holds a closed python block that defines ``entry_point`` (any function if None) and parses."""
-    return any(_defines(code, entry_point) and _compiles(code) for code in closed_python_blocks(text))
+    """True once ``text`` holds a closed python block that defines ``entry_point`` (any function if None), parses
+    and needs nothing from another block (a helper or import it uses but does not define: the extractor would take
+    that block too, so generation goes on)."""
+    blocks = closed_python_blocks(text)
+    provided = set().union(*(provided_names(b) or set() for b in blocks))
+    return any(
+        defines(code, entry_point) and parse(code) is not None and not missing_names(code) - provided
+        for code in blocks
+    )
 
 
 class AnswerStop(StoppingCriteria):

@@ -3,12 +3,8 @@
 import pytest
 import torch
 
+from rrtf_lite.programs import extract_code
 from rrtf_lite.stopping import AnswerStop, answer_complete, closed_python_blocks
-
-try:  # the extractor is moving from backends to programs
-    from rrtf_lite.programs import extract_code
-except ImportError:
-    from rrtf_lite.backends import extract_code
 
 REPLY = "Here is the function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nThis function adds a and b."
 HELPER_FIRST = (
@@ -133,3 +129,14 @@ def test_batches_sorted_by_prompt_length_come_back_in_the_callers_order():
     lengths = [len(tok(chat_prompt(tok, p), add_special_tokens=False)["input_ids"]) for p in prompts]
     assert [row[0].text.split("|")[0].strip() for row in got] == [str(n) for n in lengths]
     assert stamped.widths == sorted(stamped.widths)  # shortest prompts first: little padding per batch
+
+
+def test_no_stop_while_the_defining_block_needs_a_helper_from_a_later_block():
+    """The extractor joins a helper written in a later block; stopping after the first block would lose it."""
+    first = "```python\ndef f(xs):\n    return helper(xs) + 1\n```\n"
+    assert not answer_complete(first, "f")
+    full = first + "with:\n```python\ndef helper(xs):\n    return len(xs)\n```\n"
+    assert answer_complete(full, "f")
+    assert "def helper" in extract_code(full, "f")
+    typed = "```python\ndef f(xs: List[int]) -> int:\n    return len(xs)\n```\n"  # List comes from a preamble
+    assert answer_complete(typed, "f")
