@@ -396,8 +396,16 @@ def _settings(packages: tuple[str, ...] | list[str]) -> _Settings:
     if flag not in ("on", "off"):
         raise ValueError(f"{ISOLATION_ENV} must be 'on' or 'off', got {flag!r}")
     for name in packages:
-        if not name.isidentifier() or importlib.util.find_spec(name) is None:
+        spec = importlib.util.find_spec(name) if name.isidentifier() else None
+        if spec is None:
             raise ValueError(f"sandbox package allow-list: {name!r} is not an importable top-level package")
+        if flag == "on" and (spec.origin or "").startswith("/tmp/"):
+            # Known limitation: the view is built on /tmp, and with packages from a virtualenv under /tmp the
+            # candidates lose the standard library too. Refuse clearly instead of failing every import.
+            raise ValueError(
+                f"sandbox package allow-list: {name!r} lives under /tmp ({spec.origin}); the sandbox builds its "
+                "file-system view there, so allow-listed packages must come from a virtualenv outside /tmp."
+            )
     return _Settings(flag == "on", tuple(sorted(set(packages))))
 
 

@@ -80,4 +80,4 @@ def test_python_api_runs_the_same_stage_function(tiny_run: Path):
 def test_stage_without_its_input_says_what_to_run(tmp_path: Path):
     result = _cli("rank", "--profile", "tiny", "--run-dir", str(tmp_path / "empty"))
     assert result.returncode == 2
-    assert "run the earlier stages first" in result.stderr
+    assert "run the evolve stage first" in result.stderr
