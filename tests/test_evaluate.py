@@ -265,6 +265,22 @@ def test_stage_on_tiny_profile_writes_and_reuses(tmp_path, monkeypatch):
     assert "delta_pass@1" in after["rows"][1]
     table = ev.format_report_table(after)
     assert table.count("\n") == 5 and "| heldout | after |" in table
+    # D9: "after" loads its base exactly as "before" does, and both summaries say how
+    phases = [json.loads((run_dir / f"eval_{phase}_humaneval.json").read_text()) for phase in ("before", "after")]
+    assert phases[0]["precision"] == phases[1]["precision"] == {"quantization": "none", "device": "auto"}
+
+
+def test_after_phase_loads_the_base_at_the_before_phase_precision(monkeypatch, tmp_path):
+    """D9: the trained model is built on the base loaded with the same quantization and device as "before"."""
+    from rrtf_lite import models
+
+    _tiny_adapter(tmp_path / "adapter")
+    seen = []
+    monkeypatch.setattr(models, "load_model", lambda name, quantization="none", device=None, **kw: seen.append(
+        (quantization, device)) or (_ for _ in ()).throw(RuntimeError("stop here")))  # fmt: skip
+    with pytest.raises(RuntimeError, match="stop here"):
+        models.load_trained("tiny-random", tmp_path / "adapter", quantization="4bit", device="cpu")
+    assert seen == [("4bit", "cpu")]
 
 
 def test_a_retrained_adapter_makes_old_results_stale(tmp_path):
