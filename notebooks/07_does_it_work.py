@@ -254,7 +254,64 @@ display(Markdown(verdict(results)))
 #
 # ### Rerun it yourself
 # ```bash
-# rrtf-lite ablate --profile cpu-ablation --out benchmarks/results/ablation_cpu.json   # about 90 min, 2 cores
+# rrtf-lite ablate --profile cpu-ablation --out benchmarks/results/ablation_cpu.json   # sized for 60-75 min on an idle 2-core machine (an estimate)
 # rrtf-lite ablate --profile tiny                                                      # the mechanics, minutes
 # ```
 # Every phase is resumable: interrupt it and run the same command again.
+
+# %% [markdown]
+# ## ✏️ Exercise: the paired interval
+#
+# Every delta above comes from `rrtf_lite.stats.paired_bootstrap`. Write it yourself: given two arms' scores on
+# the *same* problems, resample problems with replacement (each problem keeps both of its scores), average the
+# differences, and return the 2.5th and 97.5th percentiles of those averages.
+
+# %% tags=["exercise"]
+from rrtf_lite.exercises import check_paired_interval
+
+paired_interval = None  # your function here: def paired_interval(a, b, resamples, seed) -> (lo, hi)
+check_paired_interval(paired_interval)
+
+# %% [markdown]
+# The reference solution is in the collapsed cell below; it runs through the same check.
+
+# %% jupyter={"source_hidden": true}
+# Reference solution.
+import numpy as np
+
+from rrtf_lite.exercises import check_paired_interval
+
+
+def paired_interval_reference(a, b, resamples, seed):
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, diff.size, size=(resamples, diff.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+check_paired_interval(paired_interval_reference)
+
+# %% [markdown]
+# ## Key takeaways
+# - A claim about a training method needs a control: SFT on the same teacher answers, same steps, same seeds.
+# - Paired intervals over problems show whether a difference is more than the luck of a few problems.
+# - Report what comes out, whichever way it falls; the results file carries the command, versions and times.
+#
+# ## Questions
+# <details><summary>1. Why compare rrtf with sft rather than with base?</summary>Both train on the same teacher
+# answers; only the rank term differs. rrtf − base mixes the effect of SFT with that of ranking.</details>
+#
+# <details><summary>2. Why resample problems and not answers?</summary>The problems are the unit we want to
+# generalise over; keeping each problem's two scores together removes the problem-difficulty noise both arms
+# share, which makes the interval much tighter than two independent intervals.</details>
+#
+# <details><summary>3. What does a positive held-out margin with unchanged pass@1 mean?</summary>The model now
+# prefers the teacher's code to its own on unseen problems, but not by enough to change what greedy decoding
+# writes.</details>
+#
+# <details><summary>4. What would a second training seed tell you?</summary>How much of a difference comes from
+# the seed (initialisation, data order) rather than from the method.</details>
+#
+# **Next:** rerun the ablation with more seeds or on a GPU (`rrtf-lite ablate --profile colab-t4 ...`), or go
+# back to [04 · Training](04_training.ipynb) and try `train.mode=listwise`.

@@ -255,3 +255,31 @@ def check_cli_command(command: str | None) -> bool:
     assert config.train.max_steps == 10, f"train.max_steps is {config.train.max_steps}, not 10. Hint: {hint}."
     print(OK)
     return True
+
+
+# ---------------------------------------------------------------- 07: does it work?
+def check_paired_interval(fn: Callable[[list[float], list[float], int, int], tuple[float, float]] | None) -> bool:
+    """A paired percentile-bootstrap 95 % interval for mean(a - b): resample *problems*, keep each pair together."""
+    hint = (
+        "draw len(a) problem indices with replacement, average a[i] - b[i] over them, repeat `resamples` times, "
+        "and return the 2.5th and 97.5th percentiles of those means (numpy.random.default_rng(seed) helps)"
+    )
+    if _not_attempted(fn, hint):
+        return False
+    from rrtf_lite.stats import paired_bootstrap
+
+    same = [0.0, 1.0, 1.0, 0.0, 1.0]
+    lo, hi = fn(same, same, 2000, 0)
+    assert _close(lo, 0.0) and _close(hi, 0.0), f"identical arms must give [0, 0], got [{lo}, {hi}]. Hint: {hint}."
+    lo, hi = fn([1.0] * 6, [0.0] * 6, 2000, 0)
+    assert _close(lo, 1.0) and _close(hi, 1.0), f"a shift of 1 on every problem must give [1, 1]. Hint: {hint}."
+    a = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 1.0, 1.0, 0.0] * 4
+    b = [0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 1.0] * 4
+    lo, hi = fn(a, b, 4000, 1)
+    want = paired_bootstrap(a, b, 4000, 1)["ci95"]
+    assert lo <= 0.2 <= hi and abs(lo - want[0]) < 0.06 and abs(hi - want[1]) < 0.06, (
+        f"interval [{lo:.3f}, {hi:.3f}] for a mean difference of 0.200; the library gives "
+        f"[{want[0]:.3f}, {want[1]:.3f}]. Did you resample the pairs together? Hint: {hint}."
+    )
+    print(OK)
+    return True

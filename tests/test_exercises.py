@@ -27,6 +27,7 @@ REFERENCES = {
     "04": [(ex.check_pair_rank_loss, "pair_rank_loss_reference")],
     "05": [(ex.check_pass_at_k, "pass_at_k_reference")],
     "06": [(ex.check_cli_command, "command_reference")],
+    "07": [(ex.check_paired_interval, "paired_interval_reference")],
 }
 
 

@@ -231,6 +231,7 @@ def _wrong_answers():
         (ex.check_pair_rank_loss, lambda pt, ps, rt, rs: max(0.0, ps - pt)),  # RRHF: not gap-weighted
         (ex.check_pass_at_k, lambda n, c, k: c / n),
         (ex.check_cli_command, "rrtf-lite run --profile colab-t4 --set train.max_steps=10"),
+        (ex.check_paired_interval, lambda a, b, r, s: (min(a) - max(b), max(a) - min(b))),  # not a bootstrap
     ]
 
 
