@@ -28,7 +28,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook alone; the whole `cpu` pipeline took 9 min 31 s on 2 cores (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook alone; the whole `cpu` pipeline took 9 min 31 s on a quiet 2-core machine before this round's changes and 31 min 30 s after them on a machine shared with other jobs (both measured, README "Measured results") · `colab-t4`: not measured |
 # | **Prerequisites** | Python, a little PyTorch; no GPU needed |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (the approach, Fig. 1); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) for the loss it extends; QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for training on small hardware |
 
@@ -164,7 +164,7 @@ pd.DataFrame(rows).set_index("profile")
 # | profile | where | what to expect |
 # |---|---|---|
 # | `tiny` | CI, a quick check that everything runs | a random model: seconds per stage, meaningless scores |
-# | `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU: the whole pipeline took 9 min 31 s on 2 cores (measured, README "Measured results") |
+# | `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU: the whole pipeline took 9 min 31 s on a quiet 2-core machine (measured before this round's changes; 31 min 30 s after them on a shared machine, README "Measured results") |
 # | `colab-t4` | a free Colab T4 (16 GB, fp16 only) | Qwen2.5-Coder-0.5B-Instruct from the Hub; time not measured |
 # | `full` | several GPUs, an API teacher | Qwen2.5-Coder-1.5B, vLLM sampling, GPT-4o-mini teacher (notebook 06); time not measured |
 #

@@ -26,7 +26,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s on a quiet machine before this round's changes and 31 min 30 s after them on a shared one (measured, README "Measured results") · `colab-t4`: not measured |
 # | **Prerequisites** | notebooks [00](00_overview_and_setup.ipynb)-[05](05_evaluation.ipynb); a terminal |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: batch 512, 6 epochs) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for the memory figures |
 
@@ -71,7 +71,7 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # function as `run_stage` in the notebooks. In a terminal:
 #
 # ```bash
-# rrtf-lite run --profile cpu                                   # the whole pipeline, offline (9 min 31 s measured)
+# rrtf-lite run --profile cpu                                   # the whole pipeline, offline (9 min 31 s measured on a quiet machine)
 # rrtf-lite train --profile colab-t4 --set train.max_steps=50   # one stage, one setting changed
 # rrtf-lite config --profile full --set sampling.k=16           # print what would run
 # ```
@@ -185,7 +185,7 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 # | profile | hardware | student | time (pipeline) | memory |
 # |---|---|---|---|---|
 # | `tiny` | any CPU | random 2-layer model | 55 s on 2 cores (measured) | < 2 GB RAM |
-# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | 9 min 31 s including the first model conversion (measured, README "Measured results") | 2.6 GB peak RAM (measured) |
+# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | 9 min 31 s including the first model conversion on a quiet machine (before this round's changes; 31 min 30 s after them on a shared machine; README "Measured results") | 2.5-2.6 GB peak RAM (measured) |
 # | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
 # | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (sampling dominates: $k$ generations per problem) | see below |
 #
