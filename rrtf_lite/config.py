@@ -5,7 +5,8 @@ there is one source of defaults (RRHF's code had one default in its dataclass an
 
 Profiles:
 - ``tiny``: tests and CI. The random 2-layer model, a handful of problems, seconds per stage.
-- ``cpu``: the offline default. The bundled SmolLM2-135M-Instruct, QLoRA on CPU, about 15 minutes.
+- ``cpu``: the offline default. The bundled SmolLM2-135M-Instruct, QLoRA on CPU, about 10 minutes on a quiet 2-core
+  machine (9 min 31 s measured before this round; README "Measured results").
 - ``cpu-ablation``: ``rrtf-lite ablate`` (base, SFT, RRTF, RRHF, DPO on the same data) in about 60-75 minutes
   on 2 CPU cores (an estimate; the profile's comment says where the time goes).
 - ``colab-t4``: a free Colab T4 (16 GB, fp16 only) with a hub student.
