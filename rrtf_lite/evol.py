@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from rrtf_lite.backends import Generator, RecordedEvolver, make_generator
 from rrtf_lite.config import EVOL_METHODS, RunConfig, derive_seed
 from rrtf_lite.errors import UserError
-from rrtf_lite.programs import defines, extract_code, fenced_blocks
+from rrtf_lite.programs import defines, extract_code, fenced_blocks, parse
 
 # ---------------------------------------------------------------- templates (a notebook shows and edits these)
 _INCREASE = (
@@ -187,19 +187,12 @@ def _prose(reply: str, method: str | None) -> tuple[str, str | None]:
 def _is_code(text: str) -> bool:
     """A reply that is code rather than prose: it parses as Python with a statement that is not a bare name or
     string, or most of its non-blank lines look like code."""
-    tree = _parse_module(text)
+    tree = parse(text)
     if tree is not None and any(not isinstance(n, ast.Expr) for n in tree.body):
         return True
     lines = [line for line in text.splitlines() if line.strip()]
     code_like = sum(bool(_CODE_LOOKING.match(line)) for line in lines)
     return bool(lines) and code_like >= max(2, len(lines) // 2)
-
-
-def _parse_module(text: str) -> ast.Module | None:
-    try:
-        return ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
 
 
 _CODE_LOOKING = re.compile(r"^\s*(def |class |import |from \S+ import |return\b|print\(|for .* in .*:$|if .*:$|\w+ = )")

@@ -13,37 +13,20 @@ preferred a longer later block, so callers that know the entry point should pass
 
 from __future__ import annotations
 
-import re
-
 import torch
 from transformers import StoppingCriteria
 
-from rrtf_lite.programs import PY_LANGS as _PY_LANGS
-from rrtf_lite.programs import defines, missing_names, parse, provided_names
-
-_FENCE = re.compile(r"^\s*(```|~~~)\s*([\w+#.-]*)")
+from rrtf_lite.programs import PY_LANGS, defines, fenced_blocks, missing_names, parse, provided_names
 
 
 def closed_python_blocks(text: str) -> list[str]:
     """Code of the fenced python blocks whose closing fence line is finished (followed by a newline).
 
-    Fences are read as ``backends.fenced_blocks`` reads them: a fence with a language inside a block is a code
-    line, a bare fence closes it. A closing fence at the very end of the text, without its newline, does not
-    count yet: the next token could still turn it into something else.
+    Fences are read by ``programs.fenced_blocks``, as the extractor reads them. A closing fence at the very end
+    of the text, without its newline, does not count yet: the next token could still turn it into something else.
     """
-    blocks, lang, lines, inside = [], "", [], False
-    complete_lines = text.split("\n")[:-1]  # the last piece is an unfinished line
-    for line in complete_lines:
-        match = _FENCE.match(line)
-        if match and not inside:
-            inside, lang, lines = True, match.group(2).lower(), []
-        elif match and inside and not match.group(2):
-            if lang in _PY_LANGS:
-                blocks.append("\n".join(lines))
-            inside = False
-        elif inside:
-            lines.append(line)
-    return blocks
+    finished = text[: text.rfind("\n") + 1]  # the last piece is an unfinished line
+    return [b.code for b in fenced_blocks(finished) if b.closed and b.lang in PY_LANGS]
 
 
 def answer_complete(text: str, entry_point: str | None = None) -> bool:
@@ -53,8 +36,7 @@ def answer_complete(text: str, entry_point: str | None = None) -> bool:
     blocks = closed_python_blocks(text)
     provided = set().union(*(provided_names(b) or set() for b in blocks))
     return any(
-        defines(code, entry_point) and parse(code) is not None and not missing_names(code) - provided
-        for code in blocks
+        defines(code, entry_point) and parse(code) is not None and not missing_names(code) - provided for code in blocks
     )
 
 
