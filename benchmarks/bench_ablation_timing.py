@@ -4,8 +4,8 @@
     python benchmarks/bench_ablation_timing.py train --finetune lora    # or qlora
 
 gen: 8 held-out + 8 HumanEval prompts, greedy, the 135M student; prints wall and CPU seconds, tokens per
-answer and how many answers hit max_new_tokens. ``--stop`` ends answers at the line closing their code block,
-as ``ablate`` does. train: 4 steps of the pair loss on 4 (reference, other reference) pairs of seed problems.
+answer and how many answers hit max_new_tokens. ``--stop`` ends answers once their code block defining the entry point is closed
+(``rrtf_lite.stopping``), as ``ablate`` and ``evaluate`` do. train: 4 steps of the pair loss on 4 (reference, other reference) pairs of seed problems.
 CPU seconds (process time) are printed next to wall seconds: on a shared machine wall time is inflated by
 other jobs, CPU time much less. Set OMP_NUM_THREADS=1 on a busy machine (see README_generation.md).
 """
@@ -21,7 +21,6 @@ from pathlib import Path
 def bench_generation(batch_size: int, max_new_tokens: int, stop: bool) -> dict:
     import torch
 
-    from rrtf_lite.ablation import CODE_END
     from rrtf_lite.backends import HFGenerator
     from rrtf_lite.data import load_humaneval, load_seed_problems
     from rrtf_lite.prompts import build_prompt
@@ -30,7 +29,9 @@ def bench_generation(batch_size: int, max_new_tokens: int, stop: bool) -> dict:
     problems = load_seed_problems("heldout")[:8] + load_humaneval(8)
     wall, cpu = time.perf_counter(), time.process_time()
     out = generator.generate(
-        [build_prompt(p) for p in problems], max_new_tokens=max_new_tokens, stop=[CODE_END] if stop else None
+        [build_prompt(p) for p in problems],
+        max_new_tokens=max_new_tokens,
+        entry_points=[p["entry_point"] for p in problems] if stop else None,
     )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {
@@ -93,7 +94,9 @@ def main() -> None:
     parser.add_argument("what", choices=["gen", "train"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument("--stop", action="store_true", help="end answers at the end of their code block")
+    parser.add_argument(
+        "--stop", action="store_true", help="end answers once the block defining the entry point closes"
+    )
     parser.add_argument("--finetune", default="lora", choices=["lora", "qlora"])
     args = parser.parse_args()
     if args.what == "gen":

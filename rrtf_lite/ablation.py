@@ -241,29 +241,6 @@ def margin_per_problem(rows: list[dict]) -> tuple[dict[str, float], dict[str, fl
     return margin, accuracy
 
 
-CODE_END = "\n```\n"  # the line that closes a fenced block; an opening fence carries a language ("```python")
-
-
-class StopAtCodeEnd:
-    """A generator whose answers end at the line closing their first code block.
-
-    Generation is the ablation's main cost and an instruct model often explains its code after the block;
-    the extractor uses the first block anyway (an unterminated last fence counts as a block), so the
-    explanation only costs time. HF's ``stop_strings`` ends each row there (the batch ends with its last row).
-    """
-
-    def __init__(self, generator, stop: list[str]):
-        self.inner, self.stop = generator, stop
-        self.name = getattr(generator, "name", type(generator).__name__)
-
-    def generate(self, prompts, **kwargs):
-        kwargs.setdefault("stop", self.stop)
-        return self.inner.generate(prompts, **kwargs)
-
-    def __getattr__(self, name):  # model, tokenizer, tokens_per_s ... of the wrapped generator
-        return getattr(self.inner, name)
-
-
 class ArmModel:
     """The arm's model (base, or base + merged adapter), loaded on first use and shared by its phases."""
 
@@ -275,10 +252,8 @@ class ArmModel:
         if self._generator is None:
             from rrtf_lite.evaluate import make_generator
 
-            m = self.config.model
-            generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
-            stop = self.config.ablation.stop_at_code_end
-            self._generator = StopAtCodeEnd(generator, [CODE_END]) if stop else generator
+            m = self.config.model  # answers end once their code block defining the entry point closes
+            self._generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
         return self._generator
 
 
@@ -374,7 +349,7 @@ def ablate(config: RunConfig, out: str | Path | None = None, command: str | None
         for name, items in problems.items():
             decodings = [("greedy", greedy_cfg)] + ([("sampled", sampled_cfg)] if ab.sampled_n >= 5 else [])
             for decoding, eval_cfg in decodings:
-                fp = fingerprint(model_fp, asdict(eval_cfg), [p["id"] for p in items], config.seed, ab.stop_at_code_end)
+                fp = fingerprint(model_fp, asdict(eval_cfg), [p["id"] for p in items], config.seed, "answer_stop")
                 key = f"{name}_{decoding}"
                 work = evaluate_phase(model, items, eval_cfg, folder / "eval", key, arm, config.seed)
                 phases.run(folder / f"phase_eval_{key}.json", fp, work, f"{arm}/{seed}/eval/{key}")

@@ -141,7 +141,6 @@ class AblationConfig:
     pairs_per_problem: int | None = 1  # training pairs kept per problem, widest score gap first (None: all)
     datasets: list[str] = field(default_factory=lambda: ["heldout", "humaneval"])
     sampled_n: int = 0  # >= 5: also sampled pass@1 (unbiased estimator) from this many samples per problem
-    stop_at_code_end: bool = True  # evaluation answers end at the line closing their first code block
     margin: bool = True  # held-out preference margin on (base greedy answer, teacher answer) pairs
     margin_limit: int | None = None  # held-out problems whose pair enters the margin (None: all)
     margin_batch_size: int = 8

@@ -153,23 +153,26 @@ def test_margin_per_problem_averages_pairs_within_a_problem():
     assert accuracy == {"a": 0.5, "b": 0.0}
 
 
-def test_answers_stop_at_the_end_of_their_code_block_and_extraction_still_works():
-    from rrtf_lite.backends import truncate_at_stop
-    from rrtf_lite.programs import extract_code
+def test_arms_are_evaluated_with_the_entry_point_answer_stop_and_no_other_stop(monkeypatch):
+    """Each arm's generator is ``evaluate``'s own, and ``evaluate_model`` hands every row's entry point to
+    the answer stop (rrtf_lite.stopping); no first-closing-fence rule is layered on top to cut replies early."""
+    from rrtf_lite.backends import Completion
+    from rrtf_lite.config import load_config
+    from rrtf_lite.evaluate import evaluate_model
 
     class Recorder:
-        name, model, tokenizer = "fake", "the model", "the tokenizer"
+        name, accepts_entry_points = "fake", True
 
         def generate(self, prompts, **kwargs):
             self.kwargs = kwargs
-            return [[]]
+            return [[Completion("```python\ndef f(x):\n    return x\n```", 12, "stop")] for _ in prompts]
 
     inner = Recorder()
-    wrapped = ablation.StopAtCodeEnd(inner, [ablation.CODE_END])
-    wrapped.generate(["p"], max_new_tokens=8)
-    assert inner.kwargs == {"max_new_tokens": 8, "stop": [ablation.CODE_END]}
-    assert (wrapped.name, wrapped.model, wrapped.tokenizer) == ("fake", "the model", "the tokenizer")
-    reply = "Here:\n```python\ndef f(x):\n    return x\n```\nThis returns x.\n```python\nprint(f(1))\n```\n"
-    cut, stopped = truncate_at_stop(reply, [ablation.CODE_END])
-    assert stopped and "This returns" not in cut
-    assert extract_code(cut, "f") == extract_code(reply, "f") == "def f(x):\n    return x"
+    monkeypatch.setattr("rrtf_lite.evaluate.make_generator", lambda *args, **kwargs: inner)
+    config = load_config("tiny")
+    model = ablation.ArmModel(config, None)
+    assert model.generator is inner
+    problems = [{"id": "p1", "prompt": "Write f.", "entry_point": "f", "tests": ["assert f(1) == 1"]}]
+    out = evaluate_model(model.generator, problems, config.eval, None, "base", check_harness=False)
+    assert inner.kwargs["entry_points"] == ["f"] and "stop" not in inner.kwargs
+    assert out["summary"]["solved"] == 1
