@@ -4,8 +4,9 @@
     python benchmarks/bench_ablation_timing.py train --finetune lora    # or qlora
 
 gen: 8 held-out + 8 HumanEval prompts, greedy, the 135M student; prints wall and CPU seconds, tokens per
-answer and how many answers hit max_new_tokens. ``--stop`` ends answers once their code block defining the entry point is closed
-(``rrtf_lite.stopping``), as ``ablate`` and ``evaluate`` do. train: 4 steps of the pair loss on 4 (reference, other reference) pairs of seed problems.
+answer and how many answers hit max_new_tokens. ``--stop`` ends answers once their code block defining the
+entry point is closed (``rrtf_lite.stopping``), as ``ablate`` and ``evaluate`` do. train: 4 steps of the pair
+loss on 4 (reference, other reference) pairs of seed problems.
 CPU seconds (process time) are printed next to wall seconds: on a shared machine wall time is inflated by
 other jobs, CPU time much less. Set OMP_NUM_THREADS=1 on a busy machine (see README_generation.md).
 """
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument(
-        "--stop", action="store_true", help="end answers once the block defining the entry point closes"
+        "--stop", action="store_true", help="stop once the defining block closes"
     )
     parser.add_argument("--finetune", default="lora", choices=["lora", "qlora"])
     args = parser.parse_args()
