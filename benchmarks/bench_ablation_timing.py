@@ -95,9 +95,7 @@ def main() -> None:
     parser.add_argument("what", choices=["gen", "train"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument(
-        "--stop", action="store_true", help="stop once the defining block closes"
-    )
+    parser.add_argument("--stop", action="store_true", help="stop once the defining block closes")
     parser.add_argument("--finetune", default="lora", choices=["lora", "qlora"])
     args = parser.parse_args()
     if args.what == "gen":
