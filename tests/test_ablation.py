@@ -73,7 +73,10 @@ def test_every_arm_is_trained_evaluated_and_compared(resumed_run):
     for arm in ALL_ARMS[1:]:
         assert (arm, "base", "heldout", "greedy") in compared and (arm, "base", "humaneval", "greedy") in compared
         assert (arm, "base", "heldout", "margin") in compared
+        assert (arm, "base", "heldout", "level") in compared
+        assert 0 <= results["arms"][arm]["heldout"]["mean_level"] <= 3
     assert ("rrtf", "sft", "heldout", "greedy") in compared
+    assert results["phase_seconds"] >= sum(v for v in results["times_s"].values()) - 1
     for delta in every:
         assert delta["ci95"][0] <= delta["delta"] <= delta["ci95"][1]
     saved = json.loads((run_dir / "ablation.json").read_text())
@@ -140,6 +143,15 @@ def test_one_pair_per_problem_keeps_the_widest_gap():
     chosen = ablation.select_pairs(pairs, 1)
     assert [(p["problem_id"], p["rejected_index"]) for p in chosen] == [("a", 1), ("b", 0)]
     assert ablation.select_pairs(pairs, None) == pairs
+
+
+def test_levels_per_problem_are_the_mean_level_of_its_answers():
+    results = [
+        {"problem_id": "a", "levels": [3], "passed": [True]},
+        {"problem_id": "b", "levels": [0, 2], "passed": [False, False]},
+        {"problem_id": "c", "levels": [], "passed": []},  # nothing generated: no score, not a zero
+    ]
+    assert ablation.per_problem_levels(results) == {"a": 3.0, "b": 1.0}
 
 
 def test_margin_per_problem_averages_pairs_within_a_problem():
