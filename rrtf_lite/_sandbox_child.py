@@ -658,6 +658,9 @@ def send(fd: int, message: dict) -> None:
 
 def main() -> None:
     """Serve jobs from the caller (length-prefixed JSON on stdin/stdout) until stdin closes."""
+    # Ctrl-C, or a notebook kernel shutting down, signals the whole process group: the caller handles it and
+    # stops us by closing stdin, so an interrupt here would only print a traceback from a read.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     req, resp = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)

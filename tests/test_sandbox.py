@@ -271,3 +271,21 @@ def test_results_beyond_the_frame_cap_are_a_crash_of_that_test_only():
     result = run_tests(code, tests, "f")
     assert [t.status for t in result.tests] == ["pass", "error", "pass"]
     assert result.tests[1].error_type == "ResultTooLarge"
+
+
+def test_an_interrupt_to_the_process_group_leaves_the_zygote_quiet_and_serving():
+    """Ctrl-C or a notebook kernel's shutdown signals every process of the group: the zygote ignores it (the
+    caller stops it by closing stdin) instead of printing a KeyboardInterrupt traceback."""
+    import os
+    import signal
+    import time
+
+    from rrtf_lite import sandbox
+
+    assert run_tests("x = 1", []).level == 3
+    zygote = sandbox._pool[0]
+    os.kill(zygote.proc.pid, signal.SIGINT)
+    time.sleep(0.2)
+    assert zygote.alive()
+    assert run_tests("def f():\n    return 1", ["assert f() == 1"], "f").level == 3
+    assert sandbox._pool[0] is zygote
