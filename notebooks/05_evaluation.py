@@ -165,6 +165,37 @@ outcomes[outcomes["outcome"].isin(["win", "loss"])]
 # prompt format and the library versions: `report.md` lists them.
 
 # %% [markdown]
+# ## The same question with a control and enough problems
+#
+# One before/after run cannot say whether RRTF helped. `rrtf-lite ablate` trains SFT, RRTF, RRHF and DPO on the
+# same ranked data and evaluates every arm on all held-out problems and on HumanEval, with paired intervals.
+# The cell below quotes its committed CPU results (`benchmarks/results/ablation_cpu.json`); notebook 07 shows
+# them in full.
+
+# %%
+import json
+
+CANDIDATES = [Path(root) / "benchmarks" / "results" / "ablation_cpu.json" for root in ("..", ".", "rrtf-lite")]
+ABLATION = next((p for p in CANDIDATES if p.is_file()), None)
+if ABLATION is None:
+    print("No committed ablation results in this checkout (benchmarks/results/ablation_cpu.json): see notebook 07.")
+else:
+    ablation_results = json.loads(ABLATION.read_text())
+    print(f"{ablation_results['command']}  ({ablation_results['model']}, {ablation_results['machine']['device']})")
+    for dataset in ("heldout", "humaneval"):
+        entries = {arm: e[dataset] for arm, e in ablation_results["arms"].items() if dataset in e}
+        cells = [
+            f"{arm} {100 * e['pass@1']:.1f} % [{100 * e['ci95'][0]:.1f}, {100 * e['ci95'][1]:.1f}]"
+            for arm, e in entries.items()
+        ]
+        n_problems = next(iter(entries.values()))["n"] if entries else 0
+        print(f"greedy pass@1 on {dataset} (n={n_problems}): " + "; ".join(cells))
+    for d in ablation_results["deltas"]:
+        if (d["vs"], d["dataset"]) in (("base", "heldout"), ("sft", "heldout")):
+            lo, hi = 100 * d["ci95"][0], 100 * d["ci95"][1]
+            print(f"{d['arm']} - {d['vs']} on {d['dataset']}: {100 * d['delta']:+.1f} points, 95 % interval [{lo:+.1f}, {hi:+.1f}]")
+
+# %% [markdown]
 # ## ✏️ Exercise
 #
 # Implement the unbiased estimator `pass_at_k(n, c, k)` from the formula above (`math.comb` helps; mind
