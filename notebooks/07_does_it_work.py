@@ -192,68 +192,16 @@ if results["margins"]:
 else:
     print("This run measured no preference margin (ablation.margin = false or no held-out dataset).")
 
-
 # %% [markdown]
 # ## What the numbers say
 #
-# The cell below reads the verdict off the results file, so it stays true whichever way the numbers fall.
+# The cell below reads the verdict off the intervals in the results file (`ablation_report.verdict`), so it stays
+# true whichever way the numbers fall; the results' markdown carries the same lines.
 
 # %%
-def verdict(results: dict) -> str:
-    """One line per question of this notebook, from the intervals in the results."""
+from rrtf_lite.ablation_report import verdict
 
-    def find(arm, vs, dataset, metric="greedy"):
-        wanted = (arm, vs, dataset, metric)
-        every = results["deltas"] + results.get("other_deltas", [])
-        return next((d for d in every if (d["arm"], d["vs"], d["dataset"], d["metric"]) == wanted), None)
-
-    lines = []
-    above = [
-        arm
-        for arm in results["arms"]
-        if (d := find(arm, "base", "heldout")) is not None and d["ci95"][0] > 0
-    ]
-    lines.append(
-        f"- Trained arms above `base` on held-out with the whole interval above 0: {', '.join(above)}."
-        if above
-        else "- **No trained arm is above `base` on held-out with its interval above 0**: at this size the "
-        "experiment cannot show that training helps pass@1 (see the table for each arm's interval)."
-    )
-    for dataset in ("heldout", "humaneval"):
-        d = find("rrtf", "sft", dataset)
-        if d:
-            lo, hi = (100 * x for x in d["ci95"])
-            side = "above" if lo > 0 else "below" if hi < 0 else "includes"
-            note = "includes 0: no detectable effect of the rank term on pass@1" if side == "includes" else f"{side} 0"
-            lines.append(
-                f"- `rrtf` − `sft` on {dataset}: {100 * d['delta']:+.1f} points, "
-                f"95 % interval [{lo:+.1f}, {hi:+.1f}] ({note})."
-            )
-    better = [a for a in results["arms"] if (d := find(a, "base", "heldout", "level")) and d["ci95"][0] > 0]
-    worse = [a for a in results["arms"] if (d := find(a, "base", "heldout", "level")) and d["ci95"][1] < 0]
-    if better or worse:
-        lines.append(
-            "- Held-out RRTF level of the greedy answers (finer than pass@1) vs `base`: "
-            + (f"higher for {', '.join(better)}" if better else "")
-            + ("; " if better and worse else "")
-            + (f"lower for {', '.join(worse)}" if worse else "")
-            + " (whole interval on one side of 0)."
-        )
-    d = find("rrtf", "sft", "heldout", "level")
-    if d:
-        lines.append(
-            f"- `rrtf` − `sft` held-out level: {d['delta']:+.3f}, interval [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]."
-        )
-    d = find("rrtf", "sft", "heldout", "margin")
-    if d:
-        lines.append(
-            f"- `rrtf` − `sft` held-out margin: {d['delta']:+.3f} nats/token, interval "
-            f"[{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]."
-        )
-    return "\n".join(lines)
-
-
-display(Markdown(verdict(results)))
+display(Markdown("\n".join(results.get("verdict") or verdict(results))))
 
 # %% [markdown]
 # ### What you may conclude

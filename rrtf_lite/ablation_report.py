@@ -132,7 +132,7 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
         for folder in _seed_folders(root, arm, runs):
             state = read_json(folder / "phase_train.json") or {}
             examples[arm] = (state.get("summary") or {}).get("examples")
-    return {
+    results = {
         "heldout_problems": len(problems.get("heldout", [])),
         "humaneval_problems": len(problems.get("humaneval", [])),
         "arms": out_arms,
@@ -162,9 +162,80 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "config": config.to_dict(),
     }
+    results["verdict"] = verdict(results)
+    return results
 
 
 # ---------------------------------------------------------------- markdown
+def _find(results: dict, arm: str, vs: str, dataset: str, metric: str) -> dict | None:
+    wanted = (arm, vs, dataset, metric)
+    every = results["deltas"] + results.get("other_deltas", [])
+    return next((d for d in every if (d["arm"], d["vs"], d["dataset"], d["metric"]) == wanted), None)
+
+
+def _side(d: dict) -> str:
+    lo, hi = d["ci95"]
+    return "above 0" if lo > 0 else "below 0" if hi < 0 else "includes 0"
+
+
+def verdict(results: dict) -> list[str]:
+    """What the intervals say, one markdown line per question of the ablation, and which part failed if any.
+
+    Read off the deltas, so the text stays true whichever way the numbers fall.
+    """
+    trained = [arm for arm in results["arms"] if arm != "base"]
+
+    def line(arm: str, vs: str, dataset: str, metric: str, scale: float = 100, unit: str = " points") -> str | None:
+        d = _find(results, arm, vs, dataset, metric)
+        if d is None:
+            return None
+        lo, hi = (scale * x for x in d["ci95"])
+        digits = 1 if scale == 100 else 3
+        delta = f"{scale * d['delta']:+.{digits}f}{unit}"
+        return f"`{arm}` − `{vs}` {delta} [{lo:+.{digits}f}, {hi:+.{digits}f}] ({_side(d)})"
+
+    above = [a for a in trained if (d := _find(results, a, "base", "heldout", "greedy")) and d["ci95"][0] > 0]
+    lines = []
+    if above:
+        lines.append(f"- **Above `base` on held-out pass@1, whole interval above 0: {', '.join(above)}.**")
+    else:
+        each = "; ".join(x for a in trained if (x := line(a, "base", "heldout", "greedy")))
+        lines.append(f"- **No trained arm is above `base` on held-out pass@1 with its interval above 0**: {each}.")
+    rank_term = {dataset: line("rrtf", "sft", dataset, "greedy") for dataset in ("heldout", "humaneval")}
+    lines += [f"- Rank term, pass@1 on {dataset}: {x}." for dataset, x in rank_term.items() if x]
+    level_up = [a for a in trained if (d := _find(results, a, "base", "heldout", "level")) and d["ci95"][0] > 0]
+    if any(_find(results, a, "base", "heldout", "level") for a in trained):
+        lines.append(
+            "- Held-out RRTF level of the greedy answers (0 no code/compile error .. 3 all pass), interval above 0 "
+            f"vs `base`: {', '.join(level_up) if level_up else 'no arm'}."
+        )
+    if x := line("rrtf", "sft", "heldout", "level", 1, " levels"):
+        lines.append(f"- Rank term, held-out level: {x}.")
+    margin_up = [a for a in trained if (d := _find(results, a, "base", "heldout", "margin")) and d["ci95"][0] > 0]
+    if any(_find(results, a, "base", "heldout", "margin") for a in trained):
+        lines.append(
+            "- Held-out preference margin (p_tea − p_stu) raised above `base`'s, interval above 0: "
+            f"{', '.join(margin_up) if margin_up else 'no arm'}."
+        )
+    if x := line("rrtf", "sft", "heldout", "margin", 1, " nats/token"):
+        lines.append(f"- Rank term, held-out margin: {x}.")
+    if not above:
+        if level_up:
+            failed = (
+                "training changed what the model writes on unseen problems (higher levels) but not enough for whole "
+                "problems to pass: pass@1 is the part that did not move"
+            )
+        elif margin_up:
+            failed = (
+                "training moved the model's preferences on unseen problems (margin) but not what greedy decoding "
+                "writes: generation is the part that did not move"
+            )
+        else:
+            failed = "neither pass@1, the answers' levels nor the preference margin moved on unseen problems"
+        lines.append(f"- **Which part failed:** {failed}.")
+    return lines
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}"
 
@@ -213,6 +284,7 @@ def format_markdown(results: dict) -> str:
             f"| {d['arm']} | {d['vs']} | {d['dataset']} | {d['metric']} | {scale * d['delta']:+.{digits}f} | "
             f"[{scale * lo:+.{digits}f}, {scale * hi:+.{digits}f}] | {'yes' if lo > 0 or hi < 0 else 'no'} |"
         )
+    lines += ["", "## What the numbers say", "", *(results.get("verdict") or verdict(results))]
     if results["margins"]:
         lines += [
             "",

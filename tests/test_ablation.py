@@ -82,6 +82,7 @@ def test_every_arm_is_trained_evaluated_and_compared(resumed_run):
     saved = json.loads((run_dir / "ablation.json").read_text())
     assert saved["deltas"] == results["deltas"] and saved["command"] == "pytest"
     assert "| rrtf | sft | heldout | greedy |" in (run_dir / "ablation.md").read_text()
+    assert saved["verdict"] and "\n".join(saved["verdict"]) in (run_dir / "ablation.md").read_text()
     assert (run_dir / "ablation_arms.png").is_file() and (run_dir / "ablation_margin.png").is_file()
 
 
@@ -188,3 +189,36 @@ def test_arms_are_evaluated_with_the_entry_point_answer_stop_and_no_other_stop(m
     out = evaluate_model(model.generator, problems, config.eval, None, "base", check_harness=False)
     assert inner.kwargs["entry_points"] == ["f"] and "stop" not in inner.kwargs
     assert out["summary"]["solved"] == 1
+
+
+def _delta(arm, vs, dataset, metric, delta, lo, hi):
+    return {"arm": arm, "vs": vs, "dataset": dataset, "metric": metric, "delta": delta, "ci95": [lo, hi], "n": 100}
+
+
+def test_the_verdict_names_the_arms_above_base_and_else_which_part_failed():
+    from rrtf_lite.ablation_report import verdict
+
+    arms = {"base": {}, "sft": {}, "rrtf": {}}
+    no_gain = {
+        "arms": arms,
+        "deltas": [
+            _delta("sft", "base", "heldout", "greedy", 0.0, -0.02, 0.02),
+            _delta("rrtf", "base", "heldout", "greedy", 0.01, -0.01, 0.03),
+            _delta("rrtf", "sft", "heldout", "greedy", 0.01, -0.02, 0.04),
+        ],
+        "other_deltas": [
+            _delta("sft", "base", "heldout", "level", 0.3, 0.1, 0.5),
+            _delta("rrtf", "base", "heldout", "level", 0.1, -0.1, 0.3),
+            _delta("rrtf", "base", "heldout", "margin", 0.2, 0.1, 0.3),
+        ],
+    }
+    text = "\n".join(verdict(no_gain))
+    assert "No trained arm is above `base` on held-out pass@1" in text
+    assert "`rrtf` − `sft` +1.0 points [-2.0, +4.0] (includes 0)" in text
+    assert "interval above 0 vs `base`: sft." in text
+    assert "Which part failed:** training changed what the model writes" in text
+
+    gain = dict(no_gain, deltas=[_delta("rrtf", "base", "heldout", "greedy", 0.05, 0.01, 0.09)], other_deltas=[])
+    text = "\n".join(verdict(gain))
+    assert "Above `base` on held-out pass@1, whole interval above 0: rrtf." in text
+    assert "Which part failed" not in text
