@@ -27,6 +27,12 @@
 # 2. read every arm's pass@1 with its 95 % interval, and the paired differences;
 # 3. look at the held-out preference margin, which shows what the rank term does even where pass@1 cannot move;
 # 4. learn what these numbers allow you to conclude, and what they do not.
+#
+# | | |
+# |---|---|
+# | **Time** | default: seconds (it reads the committed results) · `RRTF_ABLATION=tiny`: the tiny ablation, about 2 min in CI · `RRTF_ABLATION=cpu-ablation`: about 70 min on 2 CPU cores (README "Measured results": 63 min measured for all but part of the sampling) · `colab-t4`: not measured |
+# | **Prerequisites** | [04 · Training](04_training.ipynb) (the losses) and [05 · Evaluation](05_evaluation.ipynb) (pass@1); what a confidence interval is |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (RRTF) and §4.2 (results); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss); DPO ([2305.18290](https://arxiv.org/abs/2305.18290)); Efron and Tibshirani, *An Introduction to the Bootstrap* (1993), ch. 13 (percentile intervals) |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -92,7 +98,7 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 
 # %%
 # Which results to show: the committed CPU ablation by default. Set RRTF_ABLATION to a profile ("tiny" takes a
-# few minutes, "cpu-ablation" up to about 90 minutes on 2 cores) to rerun it here instead.
+# few minutes, "cpu-ablation" about 70 minutes on 2 cores) to rerun it here instead.
 import json
 from pathlib import Path
 
@@ -108,7 +114,7 @@ if not RERUN and not COMMITTED.is_file():
     print(
         f"No committed results at {COMMITTED}: the CPU ablation has not been run and committed in this checkout.\n"
         "Running the tiny ablation instead (random 2-layer model, 3-4 problems: it shows the mechanics, its "
-        "numbers mean nothing). Set RRTF_ABLATION=cpu-ablation to run the real one (about 90 minutes on 2 cores)."
+        "numbers mean nothing). Set RRTF_ABLATION=cpu-ablation to run the real one (about 70 minutes on 2 cores)."
     )
     RERUN = "tiny"
 if RERUN:
@@ -221,7 +227,7 @@ display(Markdown("\n".join(results.get("verdict") or verdict(results))))
 #
 # ### Rerun it yourself
 # ```bash
-# rrtf-lite ablate --profile cpu-ablation --out benchmarks/results/ablation_cpu.json   # sized for 60-75 min on an idle 2-core machine (an estimate)
+# rrtf-lite ablate --profile cpu-ablation --out benchmarks/results/ablation_cpu.json   # about 70 min on 2 CPU cores (README "Measured results")
 # rrtf-lite ablate --profile tiny                                                      # the mechanics, minutes
 # ```
 # Every phase is resumable: interrupt it and run the same command again.
