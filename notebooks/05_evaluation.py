@@ -194,6 +194,7 @@ else:
         if (d["vs"], d["dataset"]) in (("base", "heldout"), ("sft", "heldout")):
             lo, hi = 100 * d["ci95"][0], 100 * d["ci95"][1]
             print(f"{d['arm']} - {d['vs']} on {d['dataset']}: {100 * d['delta']:+.1f} points, 95 % interval [{lo:+.1f}, {hi:+.1f}]")
+    display(Markdown("\n".join(ablation_results.get("verdict", []))))  # what the intervals say, from the file
 
 # %% [markdown]
 # ## ✏️ Exercise
