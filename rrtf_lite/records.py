@@ -308,9 +308,19 @@ def write_json(path: str | os.PathLike, data: dict) -> None:
     _write_atomic(Path(path), [json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"])
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would give; read once, at import, before any thread runs
+
+
 def _write_atomic(path: Path, lines: list[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files: results meant to be shared or committed would be private
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.writelines(lines)

@@ -276,3 +276,15 @@ def test_to_dataset_nested_and_ragged():
     assert ds[0]["tests"][0]["message"] is None and ds[0]["extra"] is None
     assert len(to_dataset([validate(problem(), "problem")])) == 1
     assert len(to_dataset([])) == 0
+
+
+def test_atomically_written_files_get_the_mode_open_would_give(tmp_path):
+    """mkstemp creates 0600 files; results written for others to read (and to commit) must not be private."""
+    import os
+
+    from rrtf_lite.records import write_json
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    write_json(tmp_path / "summary.json", {"a": 1})
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~mask
