@@ -28,7 +28,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook alone; the whole `cpu` pipeline took 9 min 31 s on a quiet 2-core machine before this round's changes and 31 min 30 s after them on a machine shared with other jobs (both measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 11 s for this notebook; the whole course, 00 to 07 in order, 16.5 min on a quiet 2-core machine (`make executed`, 2026-12-01 15:30-15:46 UTC; executed copies in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | Python, a little PyTorch; no GPU needed |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (the approach, Fig. 1); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) for the loss it extends; QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for training on small hardware |
 

@@ -27,7 +27,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 43 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `evolve` stage took 31 s in the measured `cpu` run (README "Measured results"); the live evolutions add to that, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 43 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 23 s for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:30 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | [00 · Overview](00_overview_and_setup.ipynb); reading a prompt template |
 # | **Papers** | WizardLM ([2304.12244](https://arxiv.org/abs/2304.12244)) §3: Evol-Instruct and its elimination rules; WizardCoder ([2306.08568](https://arxiv.org/abs/2306.08568)) §3: the five code-evolution heuristics; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.3: evolving Code Alpaca |
 

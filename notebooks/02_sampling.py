@@ -24,7 +24,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `sample` stage took 143 s in the measured `cpu` run (README "Measured results"); the live cells add to that, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 4.5 min for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:34 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | [01 · Evol-Instruct](01_evol_instruct.ipynb); softmax |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 1 (sampling student and teacher "by various temperatures") and §3.5 (only code is trained on) |
 

@@ -25,7 +25,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 17 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `rank` stage took 0.2 s in the measured `cpu` run (README "Measured results"); the sandbox demos add a few seconds, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 17 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 7 s for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:35 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | [02 · Sampling](02_sampling.ipynb); Python `assert` |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 2: the four outcomes, the teacher tie-break and the filter; RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 for ranking several responses of one prompt |
 

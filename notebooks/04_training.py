@@ -27,7 +27,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `train` stage took 218 s in the measured `cpu` run (README "Measured results"); loading the model twice for the memory cell adds to that, not measured · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 6.7 min for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:41 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | [03 · Ranking](03_ranking.ipynb); PyTorch tensors, `log_softmax`, `gather`; what a causal LM's logits are |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 3 (the loss) and §3.5 (code-only targets); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss RRTF weights); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) §3 (NF4, LoRA on every linear layer) |
 

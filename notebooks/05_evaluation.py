@@ -25,7 +25,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: the `evaluate` stage took about 3 min in the measured `cpu` run (README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 4.3 min for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:46 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | [04 · Training](04_training.ipynb) (its adapter); binomial coefficients |
 # | **Papers** | Codex ([2107.03374](https://arxiv.org/abs/2107.03374)) §2.1: pass@k and its unbiased estimator; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §4.1 (evaluation protocol) and §4.2 (results) |
 

@@ -26,7 +26,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: not measured for this notebook (its commands reuse the stages notebooks 01-05 finished); the whole `cpu` pipeline from scratch took 9 min 31 s on a quiet machine before this round's changes and 31 min 30 s after them on a shared one (measured, README "Measured results") · `colab-t4`: not measured |
+# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 13 s for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:46 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
 # | **Prerequisites** | notebooks [00](00_overview_and_setup.ipynb)-[05](05_evaluation.ipynb); a terminal |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: batch 512, 6 epochs) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for the memory figures |
 

@@ -30,7 +30,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | default: seconds (it reads the committed results) · `RRTF_ABLATION=tiny`: the tiny ablation, about 2 min in CI · `RRTF_ABLATION=cpu-ablation`: about 70 min on 2 CPU cores (README "Measured results": 63 min measured for all but part of the sampling) · `colab-t4`: not measured |
+# | **Time** | default: 5 s for the whole notebook (it reads the committed results; `make executed`, 2026-12-01 15:46 UTC) · `RRTF_ABLATION=tiny`: the tiny ablation, about 2 min in CI · `RRTF_ABLATION=cpu-ablation`: about 70 min on 2 CPU cores (README "Measured results": 63 min measured for all but part of the sampling) · `colab-t4`: not measured |
 # | **Prerequisites** | [04 · Training](04_training.ipynb) (the losses) and [05 · Evaluation](05_evaluation.ipynb) (pass@1); what a confidence interval is |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (RRTF) and §4.2 (results); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss); DPO ([2305.18290](https://arxiv.org/abs/2305.18290)); Efron and Tibshirani, *An Introduction to the Bootstrap* (1993), ch. 13 (percentile intervals) |
 
