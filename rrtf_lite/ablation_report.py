@@ -194,7 +194,10 @@ def verdict(results: dict) -> list[str]:
         delta = f"{scale * d['delta']:+.{digits}f}{unit}"
         return f"`{arm}` − `{vs}` {delta} [{lo:+.{digits}f}, {hi:+.{digits}f}] ({_side(d)})"
 
-    above = [a for a in trained if (d := _find(results, a, "base", "heldout", "greedy")) and d["ci95"][0] > 0]
+    def above_base(metric: str) -> list[str]:
+        return [a for a in trained if (d := _find(results, a, "base", "heldout", metric)) and d["ci95"][0] > 0]
+
+    above = above_base("greedy")
     lines = []
     if above:
         lines.append(f"- **Above `base` on held-out pass@1, whole interval above 0: {', '.join(above)}.**")
@@ -203,29 +206,24 @@ def verdict(results: dict) -> list[str]:
         lines.append(f"- **No trained arm is above `base` on held-out pass@1 with its interval above 0**: {each}.")
     rank_term = {dataset: line("rrtf", "sft", dataset, "greedy") for dataset in ("heldout", "humaneval")}
     lines += [f"- Rank term, pass@1 on {dataset}: {x}." for dataset, x in rank_term.items() if x]
-    level_up = [a for a in trained if (d := _find(results, a, "base", "heldout", "level")) and d["ci95"][0] > 0]
-    if any(_find(results, a, "base", "heldout", "level") for a in trained):
-        lines.append(
-            "- Held-out RRTF level of the greedy answers (0 no code/compile error .. 3 all pass), interval above 0 "
-            f"vs `base`: {', '.join(level_up) if level_up else 'no arm'}."
-        )
-    if x := line("rrtf", "sft", "heldout", "level", 1, " levels"):
-        lines.append(f"- Rank term, held-out level: {x}.")
-    margin_up = [a for a in trained if (d := _find(results, a, "base", "heldout", "margin")) and d["ci95"][0] > 0]
-    if any(_find(results, a, "base", "heldout", "margin") for a in trained):
-        lines.append(
-            "- Held-out preference margin (p_tea − p_stu) raised above `base`'s, interval above 0: "
-            f"{', '.join(margin_up) if margin_up else 'no arm'}."
-        )
-    if x := line("rrtf", "sft", "heldout", "margin", 1, " nats/token"):
-        lines.append(f"- Rank term, held-out margin: {x}.")
+    moved: dict[str, list[str]] = {}  # finer held-out measures: which arms raised them above base
+    for metric, what, unit in (
+        ("level", "RRTF level of the greedy answers (0 no code/compile error .. 3 all pass)", " levels"),
+        ("margin", "preference margin (p_tea − p_stu)", " nats/token"),
+    ):
+        if not any(_find(results, a, "base", "heldout", metric) for a in trained):
+            continue
+        moved[metric] = above_base(metric)
+        lines.append(f"- Held-out {what} above `base`'s, interval above 0: {', '.join(moved[metric]) or 'no arm'}.")
+        if x := line("rrtf", "sft", "heldout", metric, 1, unit):
+            lines.append(f"- Rank term, held-out {metric}: {x}.")
     if not above:
-        if level_up:
+        if moved.get("level"):
             failed = (
                 "training changed what the model writes on unseen problems (higher levels) but not enough for whole "
                 "problems to pass: pass@1 is the part that did not move"
             )
-        elif margin_up:
+        elif moved.get("margin"):
             failed = (
                 "training moved the model's preferences on unseen problems (margin) but not what greedy decoding "
                 "writes: generation is the part that did not move"

@@ -215,7 +215,8 @@ def test_the_verdict_names_the_arms_above_base_and_else_which_part_failed():
     text = "\n".join(verdict(no_gain))
     assert "No trained arm is above `base` on held-out pass@1" in text
     assert "`rrtf` − `sft` +1.0 points [-2.0, +4.0] (includes 0)" in text
-    assert "interval above 0 vs `base`: sft." in text
+    assert "3 all pass) above `base`'s, interval above 0: sft." in text
+    assert "preference margin (p_tea − p_stu) above `base`'s, interval above 0: rrtf." in text
     assert "Which part failed:** training changed what the model writes" in text
 
     gain = dict(no_gain, deltas=[_delta("rrtf", "base", "heldout", "greedy", 0.05, 0.01, 0.09)], other_deltas=[])
