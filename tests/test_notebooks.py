@@ -261,9 +261,7 @@ def test_notebook_runs_top_to_bottom(path, workdir):
 
     nb = nbformat.read(workdir / path.name, as_version=4)
     nb.cells = [c for c in nb.cells if HUB_ONLY not in c.get("metadata", {}).get("tags", [])]
-    env = {**os.environ, "RRTF_PROFILE": "tiny", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    for key in [k for k in env if k.startswith("COLAB_")]:  # in_colab() looks at every COLAB_* variable
-        del env[key]
+    env = _tool("execute_notebooks").kernel_env("tiny", static=False)  # the live explorer, as a learner sees it
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT,

@@ -31,14 +31,17 @@ def notebooks(selected: list[str]) -> list[Path]:
     return chosen
 
 
-def kernel_env(profile: str) -> dict[str, str]:
+def kernel_env(profile: str, static: bool = True) -> dict[str, str]:
+    """The notebook kernel's environment on ``profile``, as on a plain machine (no Colab variables); ``static``
+    makes the explorer show its static table, for copies read without a live widget frontend."""
     env = {
         **os.environ,
         "RRTF_PROFILE": profile,
-        "RRTF_STATIC": "1",
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    if static:
+        env["RRTF_STATIC"] = "1"
     for key in [k for k in env if k.startswith("COLAB_")]:  # in_colab() looks at every COLAB_* variable
         del env[key]
     return env
