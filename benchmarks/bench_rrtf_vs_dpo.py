@@ -6,13 +6,20 @@ model (with LoRA: the base with the adapter switched off). Each method runs in i
 memory is not shared. CPU peak memory is the peak RSS during training (VmHWM reset after set-up);
 GPU peak memory is ``torch.cuda.max_memory_allocated`` during training.
 
+On CPU, peak RSS depends on the C allocator as much as on the tensors: glibc's malloc keeps freed activations
+in its heap once its dynamic mmap threshold has risen. ``--allocator`` runs both methods under the same
+one: ``glibc`` (default), ``glibc-mmap`` (``MALLOC_MMAP_THRESHOLD_=131072``: large blocks always mmapped, so
+RSS follows live tensors) or ``jemalloc`` (``LD_PRELOAD``; Debian/Ubuntu package ``libjemalloc2``).
+
     .venv/bin/python benchmarks/bench_rrtf_vs_dpo.py                      # tiny-random, LoRA, CPU
     .venv/bin/python benchmarks/bench_rrtf_vs_dpo.py --model smollm2-135m-instruct --finetune qlora
+    .venv/bin/python benchmarks/bench_rrtf_vs_dpo.py --allocator glibc jemalloc     # one table per allocator
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import json
 import os
 import subprocess
@@ -44,6 +51,26 @@ def make_pairs(n: int, tokenizer, response_tokens: int) -> list[dict]:
             }
         )
     return pairs
+
+
+def allocator_env(name: str) -> dict[str, str]:
+    """Environment that makes a child process use the named C allocator."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_")}
+    if name == "glibc-mmap":
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    elif name == "jemalloc":
+        library = ctypes.util.find_library("jemalloc")
+        if library is None:
+            sys.exit("--allocator jemalloc: libjemalloc not found (apt install libjemalloc2)")
+        env["LD_PRELOAD"] = library
+    return env
+
+
+def _loaded_allocator() -> str:
+    """What this process really runs with, read back rather than assumed."""
+    if "jemalloc" in Path(f"/proc/{os.getpid()}/maps").read_text():
+        return "jemalloc"
+    return "glibc-mmap" if os.environ.get("MALLOC_MMAP_THRESHOLD_") else "glibc"
 
 
 def _reset_peak_rss() -> None:
@@ -153,6 +180,7 @@ def run_one(method: str, args) -> dict:
         "s_per_pair": step / args.batch,
         "peak_gb": peak,
         "mean_row_tokens": rows,
+        "allocator": "cuda" if cuda else _loaded_allocator(),
     }
 
 
@@ -167,28 +195,35 @@ def main() -> None:
     parser.add_argument("--max-prompt-length", type=int, default=256)
     parser.add_argument("--max-response-length", type=int, default=256)
     parser.add_argument("--workdir", default="/tmp/rrtf_bench_dpo")
+    parser.add_argument(
+        "--allocator", nargs="+", default=["glibc"], choices=["glibc", "glibc-mmap", "jemalloc"], help="CPU only"
+    )
     parser.add_argument("--only", choices=["rrtf", "dpo"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.only:
         print(RESULT + json.dumps(run_one(args.only, args)), flush=True)
         return
 
-    results = {}
-    for method in ("rrtf", "dpo"):
-        cmd = [sys.executable, __file__, *sys.argv[1:], "--only", method]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
-        if proc.returncode or not lines:
-            sys.exit(f"{method} failed:\n{proc.stderr[-4000:]}")
-        results[method] = json.loads(lines[-1][len(RESULT) :])
-    r, d = results["rrtf"], results["dpo"]
-    print(f"model {args.model} ({args.finetune}), {r['device']}")
+    for allocator in args.allocator:
+        results = {}
+        for method in ("rrtf", "dpo"):
+            cmd = [sys.executable, __file__, *sys.argv[1:], "--only", method]  # the child ignores --allocator
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=allocator_env(allocator))
+            lines = [line for line in proc.stdout.splitlines() if line.startswith(RESULT)]
+            if proc.returncode or not lines:
+                sys.exit(f"{method} failed:\n{proc.stderr[-4000:]}")
+            results[method] = json.loads(lines[-1][len(RESULT) :])
+        report(results["rrtf"], results["dpo"], args)
+
+
+def report(r: dict, d: dict, args) -> None:
+    print(f"model {args.model} ({args.finetune}), {r['device']}, allocator {r['allocator']}/{d['allocator']}")
     print(f"{args.batch} pairs/step, ~{r['mean_row_tokens']:.0f} tokens/row, median of {args.steps} steps")
     print(f"{'method':8} {'s/step':>8} {'ms/pair':>8} {'peak GB':>8}")
     for m in (r, d):
         print(f"{m['method']:8} {m['median_step_s']:8.3f} {1000 * m['s_per_pair']:8.1f} {m['peak_gb']:8.3f}")
     print(f"time per pair RRTF/DPO = {r['s_per_pair'] / d['s_per_pair']:.2f}  (<= 1: RRTF no slower)")
-    print(f"peak memory RRTF/DPO  = {r['peak_gb'] / d['peak_gb']:.2f}")
+    print(f"peak memory RRTF/DPO  = {r['peak_gb'] / d['peak_gb']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
