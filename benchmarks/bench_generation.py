@@ -84,6 +84,7 @@ def main() -> None:
             entry_points = [p["entry_point"] for p in problems]
             out = after.generate(prompts, max_new_tokens=args.max_new_tokens, entry_points=entry_points)
             texts, tokens = [row[0].text for row in out], after.tokens
+            capped = [row[0].n_tokens for row in out if row[0].finish_reason == "length"]
         seconds = time.perf_counter() - started
         usable, ok, programs = passed(problems, texts)
         rows[label] = (seconds, tokens, usable, ok, programs)
@@ -96,6 +97,7 @@ def main() -> None:
     print(f"seconds per usable answer before/after: {(s_b / max(u_b, 1)) / (s_a / max(u_a, 1)):.2f}x")
     print(f"generated tokens before/after: {t_b / max(t_a, 1):.2f}x")
     print(f"identical programs: {same_programs}/{len(prompts)}, identical pass/fail: {same_verdicts}/{len(prompts)}")
+    print(f"after: {len(capped)}/{len(prompts)} rows ran to max_new_tokens, with {sum(capped)} of its {t_a} tokens")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
