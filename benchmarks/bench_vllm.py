@@ -10,9 +10,9 @@ runs in its own process with its own Python; ``both`` runs them one after the ot
 (``hf``, ``vllm`` and ``compare`` are the three steps ``both`` runs, each writing or reading JSON.) Both
 backends get the same user prompts (HumanEval via ``prompts.build_prompt``), the same chat template (the
 model's own), the same sampling settings and ``max_new_tokens``; the bundled model is read from the converted
-safetensors cache (``models.resolve``). Greedy texts are compared for identity; sampled ones cannot be, so
-for those the usable-answer share (``evaluate.program_from_text``) is compared. Engine start-up is timed
-apart from generation. Results: benchmarks/README_generation.md.
+safetensors cache (``models.resolve``). Every answer is scored as the evaluate stage scores it (usable
+program, passes in the sandbox); greedy texts are also compared for identity, sampled ones cannot be. Engine
+start-up is timed apart from generation. Results: benchmarks/README_generation.md.
 """
 
 from __future__ import annotations
