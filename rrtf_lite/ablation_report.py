@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from rrtf_lite.ablation import margin_per_problem, per_problem_levels, per_problem_scores, read_json
 from rrtf_lite.records import write_json
@@ -33,7 +34,13 @@ def _seed_folders(root: Path, arm: str, runs: list[tuple[str, int]]) -> list[Pat
     return [root / "arms" / arm / f"seed{seed}" for a, seed in runs if a == arm]
 
 
-def _eval_scores(folders: list[Path], key: str) -> tuple[dict[str, float], list[dict], dict[str, float]] | None:
+class EvalScores(NamedTuple):
+    scores: dict[str, float]  # per problem, pass@1 averaged over seeds
+    summaries: list[dict]  # each seed's evaluation summary
+    levels: dict[str, float]  # per problem, mean RRTF level of its answers, averaged over seeds
+
+
+def _eval_scores(folders: list[Path], key: str) -> EvalScores | None:
     """Per-problem scores and levels averaged over seeds, and each seed's summary; None when not evaluated."""
     loaded = [read_json(f / "eval" / f"{key}.json") for f in folders]
     if not loaded or any(x is None for x in loaded):
@@ -41,7 +48,7 @@ def _eval_scores(folders: list[Path], key: str) -> tuple[dict[str, float], list[
     greedy = key.endswith("_greedy")
     scores = average_over_seeds([per_problem_scores(x["results"], greedy) for x in loaded])
     levels = average_over_seeds([per_problem_levels(x["results"]) for x in loaded])
-    return scores, [x["summary"] for x in loaded], levels
+    return EvalScores(scores, [x["summary"] for x in loaded], levels)
 
 
 def _margins(folders: list[Path]) -> tuple[dict[str, float], dict[str, float], int] | None:
@@ -54,7 +61,7 @@ def _margins(folders: list[Path]) -> tuple[dict[str, float], dict[str, float], i
     return margin, accuracy, len(loaded[0]["pairs"])
 
 
-def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled, boot: dict) -> dict:
+def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled: EvalScores | None, boot: dict) -> dict:
     n_generations = sum(s["n_generations"] for s in summaries)
     levels = {str(lv): sum(s["levels"].get(str(lv), s["levels"].get(lv, 0)) for s in summaries) for lv in range(4)}
     interval = bootstrap_mean(list(scores.values()), **boot)
@@ -68,7 +75,7 @@ def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled, boo
         "seeds": len(summaries),
     }
     if sampled is not None:
-        sampled_scores, sampled_summaries = sampled[0], sampled[1]
+        sampled_scores, sampled_summaries = sampled.scores, sampled.summaries
         entry["sampled_pass@1"] = sum(sampled_scores.values()) / len(sampled_scores)
         entry["sampled_ci95"] = bootstrap_mean(list(sampled_scores.values()), **boot)["ci95"]
         entry["sampled_n"] = sampled_summaries[0]["n_generations"] // max(len(sampled_scores), 1)
@@ -93,12 +100,13 @@ def build_results(config, root: Path, problems: dict, runs, phases, command: str
             if greedy is None:
                 continue
             sampled = _eval_scores(folders, f"{name}_sampled") if ab.sampled_n >= 5 else None
-            out_arms[arm][name] = _dataset_entry(greedy[0], greedy[1], sampled, boot)
-            out_arms[arm][name]["mean_level"] = sum(greedy[2].values()) / len(greedy[2]) if greedy[2] else None
-            per_problem[(arm, name, "greedy")] = greedy[0]
-            per_problem[(arm, name, "level")] = greedy[2]
+            levels = greedy.levels
+            out_arms[arm][name] = _dataset_entry(greedy.scores, greedy.summaries, sampled, boot)
+            out_arms[arm][name]["mean_level"] = sum(levels.values()) / len(levels) if levels else None
+            per_problem[(arm, name, "greedy")] = greedy.scores
+            per_problem[(arm, name, "level")] = levels
             if sampled is not None:
-                per_problem[(arm, name, "sampled")] = sampled[0]
+                per_problem[(arm, name, "sampled")] = sampled.scores
         found = _margins(folders)
         if found is not None:
             margin, accuracy, n_pairs = found
