@@ -10,26 +10,26 @@ Layout under ``config.run_dir``::
     heldout_pairs/     the base student's greedy held-out answers vs the teacher's, ranked like training pairs
     arms/<arm>/seed<s>/  pairs.jsonl, adapter/, eval_<dataset>.json(l), margin.json, phase_*.json
 
-Every phase writes ``phase_<name>.json`` holding a fingerprint of its inputs and config section: a rerun skips
-a finished phase with the same fingerprint, resumes an unfinished one and redoes one whose inputs changed.
+Every phase is a piece of the stage cache (``rrtf_lite.stages``): ``phase_<name>.json`` holds a fingerprint of
+its inputs and config section, so a rerun skips a finished phase with the same fingerprint, resumes an
+unfinished one and redoes one whose inputs changed. The shared stages use their own stage markers
+(``shared/.stages/``), exactly as in a pipeline run.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
-import platform
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
+from rrtf_lite.ablation_report import margin_per_problem
 from rrtf_lite.config import RunConfig, set_key
 from rrtf_lite.errors import UserError
-from rrtf_lite.records import write_json
+from rrtf_lite.pipeline import stage_function
+from rrtf_lite.records import read_json, write_json
+from rrtf_lite.stages import SKIP, Marker, file_digest, fingerprint, marker
 
 ARMS: dict[str, dict[str, object] | None] = {
     "base": None,  # the untrained student
@@ -42,21 +42,7 @@ ARMS: dict[str, dict[str, object] | None] = {
 SHARED_STAGES = ("evolve", "sample", "rank")
 
 
-# ---------------------------------------------------------------- phases: fingerprinted, atomic, resumable
-def fingerprint(*parts) -> str:
-    """A short hash of JSON-able parts (config sections, file digests, earlier fingerprints)."""
-    text = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def file_digest(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if Path(path).is_file() else "missing"
-
-
-def read_json(path: Path):
-    return json.loads(Path(path).read_text(encoding="utf-8")) if Path(path).is_file() else None
-
-
+# ---------------------------------------------------------------- phases: pieces of the stage cache
 class Phases:
     """Runs phases once per fingerprint and remembers what it did (``log``) and how long it took."""
 
@@ -64,27 +50,34 @@ class Phases:
         self.log: dict[str, str] = {}  # phase key -> "ran" | "skipped"
         self.seconds: dict[str, float] = {}
 
-    def run(self, marker: Path, fp: str, work: Callable[[bool], dict | None], key: str) -> dict:
-        """``work(force)`` unless ``marker`` records a finished run with fingerprint ``fp``.
+    def run(self, path: Path, fp: str, work: Callable[[bool], dict | None], key: str) -> dict:
+        """``work(force)`` unless the marker at ``path`` records a finished run with fingerprint ``fp``.
 
         ``force`` is True when the marker is missing or records other inputs (old outputs must go), False
         when the same phase was interrupted (its outputs resume).
         """
-        state = read_json(marker)
-        if state and state.get("fingerprint") == fp and state.get("done"):
-            self.log[key] = "skipped"
-            self.seconds[key] = state.get("seconds", 0.0)
+        piece, now = Marker(path, label=f"ablate {key}"), {"fingerprint": fp}
+        decision = piece.open(now)
+        if decision == SKIP:
+            state = piece.read()
+            self._record(key, "skipped", state.get("seconds", 0.0))
             return state.get("summary") or {}
-        force = state is None or state.get("fingerprint") != fp
-        if state is not None and force:
-            print(f"[ablate] {key}: inputs or config changed, redoing it", file=sys.stderr, flush=True)
-        write_json(marker, {"fingerprint": fp, "done": False})
-        start = time.perf_counter()
-        summary = work(force) or {}
-        seconds = round(time.perf_counter() - start, 1)
-        write_json(marker, {"fingerprint": fp, "done": True, "seconds": seconds, "summary": summary})
-        self.log[key], self.seconds[key] = "ran", seconds
+        summary = work(decision != "resume") or {}
+        piece.finish(now, summary=summary)
+        self._record(key, "ran", piece.read().get("seconds", 0.0))
         return summary
+
+    def stage(self, name: str, config: RunConfig, run_dir: Path) -> dict:
+        """A pipeline stage in ``run_dir``, cached by its own stage marker; logged as a phase named ``name``."""
+        before = marker(name, run_dir).read() or {}
+        summary = stage_function(name)(config, run_dir, False)
+        after = marker(name, run_dir).read() or {}
+        ran = after.get("started") != before.get("started")  # a skipped stage does not touch its marker
+        self._record(name, "ran" if ran else "skipped", after.get("seconds", 0.0))
+        return summary
+
+    def _record(self, key: str, what: str, seconds: float) -> None:
+        self.log[key], self.seconds[key] = what, seconds
 
 
 def with_overrides(config: RunConfig, overrides: dict[str, object]) -> RunConfig:
@@ -102,17 +95,11 @@ def arm_config(config: RunConfig, arm: str, seed: int) -> RunConfig:
 
 # ---------------------------------------------------------------- shared data
 def shared_phases(config: RunConfig, root: Path, phases: Phases) -> str:
-    """evolve -> sample -> rank once in root/shared; returns the fingerprint of the ranked data."""
-    from rrtf_lite.pipeline import stage_function
-
+    """evolve -> sample -> rank once in root/shared; returns the fingerprint of the ranked data (what arms train on)."""
     shared = root / "shared"
-    sections = {"evolve": ("data", "evol"), "sample": ("sampling",), "rank": ("rank",)}
-    fp = fingerprint(config.model.student, config.model.quantization, config.seed)
     for stage in SHARED_STAGES:
-        fp = fingerprint(fp, stage, [asdict(getattr(config, s)) for s in sections[stage]])
-        function = stage_function(stage)
-        phases.run(shared / f"phase_{stage}.json", fp, lambda force, f=function: f(config, shared, force), stage)
-    return fp
+        phases.stage(stage, config, shared)
+    return fingerprint(file_digest(shared / "pairs.jsonl"), file_digest(shared / "groups.jsonl"))
 
 
 def heldout_pairs_phase(config: RunConfig, root: Path, base_eval: Path, eval_fp: str, phases: Phases):
@@ -124,7 +111,6 @@ def heldout_pairs_phase(config: RunConfig, root: Path, base_eval: Path, eval_fp:
     Returns (the pairs, a fingerprint of them).
     """
     from rrtf_lite.backends import ReferenceTeacher
-    from rrtf_lite.pipeline import stage_function
     from rrtf_lite.programs import extract_code
     from rrtf_lite.records import read_jsonl, write_jsonl
 
@@ -197,21 +183,6 @@ def write_arm_data(shared: Path, folder: Path, per_problem: int | None) -> None:
 
 
 # ---------------------------------------------------------------- per-arm measures
-def per_problem_scores(results: list[dict], greedy: bool) -> dict[str, float]:
-    """Greedy: 1.0 if the one answer passes; sampled: the unbiased pass@1 estimate c/n of each problem."""
-    from rrtf_lite.evaluate import pass_at_k
-
-    if greedy:
-        return {r["problem_id"]: float(r["passed"][0]) for r in results}
-    return {r["problem_id"]: pass_at_k(len(r["passed"]), sum(r["passed"]), 1) for r in results}
-
-
-def per_problem_levels(results: list[dict]) -> dict[str, float]:
-    """The RRTF level (0 no code or compile error, 1 runtime error, 2 runs but fails a test, 3 all pass) of each
-    problem's answers, averaged: coarser than the margin, finer than pass@1, and what the ranking scores."""
-    return {r["problem_id"]: sum(r["levels"]) / len(r["levels"]) for r in results if r["levels"]}
-
-
 def preference_margins(model, tokenizer, pairs: list[dict], train_config, batch_size: int) -> list[dict]:
     """p_tea and p_stu (length-normalised log-likelihoods, as the rank loss uses them) for every pair."""
     import torch
@@ -235,16 +206,6 @@ def preference_margins(model, tokenizer, pairs: list[dict], train_config, batch_
         for pair, (p_tea, p_stu) in zip(pairs[start : start + max(1, batch_size)], p, strict=True):
             out.append({"problem_id": pair["problem_id"], "p_tea": p_tea, "p_stu": p_stu})
     return out
-
-
-def margin_per_problem(rows: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
-    """Per problem: mean(p_tea - p_stu) over its pairs, and the share of its pairs with p_tea > p_stu."""
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["problem_id"], []).append(r)
-    margin = {pid: sum(r["p_tea"] - r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
-    accuracy = {pid: sum(r["p_tea"] > r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
-    return margin, accuracy
 
 
 class ArmModel:
@@ -404,18 +365,3 @@ def _margin_work(model: ArmModel, pairs: list[dict], cfg: RunConfig, folder: Pat
         }
 
     return work
-
-
-def machine() -> dict:
-    """Where the numbers were measured."""
-    import torch
-
-    from rrtf_lite.models import pick_device
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": pick_device().describe(),
-    }

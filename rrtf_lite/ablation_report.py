@@ -1,6 +1,6 @@
 """The ablation's results: per-arm scores with intervals, paired deltas, margins, times; JSON + markdown + plots.
 
-The JSON is what the README and notebooks quote, so its shape is fixed (issue 12)::
+The JSON is what the README and notebooks quote, so its shape is fixed::
 
     {"heldout_problems": int, "arms": {arm: {dataset: {"pass@1": float, "n": int, ...}}},
      "deltas": [{"arm", "vs", "dataset", "metric": "greedy", "delta", "ci95": [lo, hi], "n"}], ...}
@@ -12,12 +12,13 @@ answer's RRTF level (``level``: 0-3, finer than pass@1) and the held-out margin 
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-from rrtf_lite.ablation import margin_per_problem, per_problem_levels, per_problem_scores, read_json
-from rrtf_lite.records import write_json
+from rrtf_lite.records import read_json, write_json
 from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap, paired_values
 
 PERCENT_METRICS = ("greedy", "sampled", "pair_accuracy")  # shares, printed in points; level and margin as they are
@@ -30,6 +31,48 @@ def _versions() -> dict[str, str | None]:
     return library_versions(PACKAGES)
 
 
+# ---------------------------------------------------------------- per-problem measures
+def per_problem_scores(results: list[dict], greedy: bool) -> dict[str, float]:
+    """Greedy: 1.0 if the one answer passes; sampled: the unbiased pass@1 estimate c/n of each problem."""
+    from rrtf_lite.evaluate import pass_at_k
+
+    if greedy:
+        return {r["problem_id"]: float(r["passed"][0]) for r in results}
+    return {r["problem_id"]: pass_at_k(len(r["passed"]), sum(r["passed"]), 1) for r in results}
+
+
+def per_problem_levels(results: list[dict]) -> dict[str, float]:
+    """The RRTF level (0 no code or compile error, 1 runtime error, 2 runs but fails a test, 3 all pass) of each
+    problem's answers, averaged: coarser than the margin, finer than pass@1, and what the ranking scores."""
+    return {r["problem_id"]: sum(r["levels"]) / len(r["levels"]) for r in results if r["levels"]}
+
+
+def margin_per_problem(rows: list[dict]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per problem: mean(p_tea - p_stu) over its pairs, and the share of its pairs with p_tea > p_stu."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["problem_id"], []).append(r)
+    margin = {pid: sum(r["p_tea"] - r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
+    accuracy = {pid: sum(r["p_tea"] > r["p_stu"] for r in rs) / len(rs) for pid, rs in by.items()}
+    return margin, accuracy
+
+
+def machine() -> dict:
+    """Where the numbers were measured."""
+    import torch
+
+    from rrtf_lite.models import pick_device
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "device": pick_device().describe(),
+    }
+
+
+# ---------------------------------------------------------------- collecting the results
 def _seed_folders(root: Path, arm: str, runs: list[tuple[str, int]]) -> list[Path]:
     return [root / "arms" / arm / f"seed{seed}" for a, seed in runs if a == arm]
 
@@ -84,8 +127,6 @@ def _dataset_entry(scores: dict[str, float], summaries: list[dict], sampled: Eva
 
 def build_results(config, root: Path, problems: dict, runs, phases, command: str | None, seconds: float) -> dict:
     """Collect every arm's outputs from disk (so a resumed run reports everything) and compare the arms."""
-    from rrtf_lite.ablation import machine
-
     ab = config.ablation
     boot = {"resamples": ab.bootstrap, "seed": ab.bootstrap_seed}
     arms = list(dict.fromkeys(arm for arm, _ in runs))

@@ -42,10 +42,10 @@ def data_dir() -> Path:
 def data_fingerprint(path: str | os.PathLike | None = None) -> dict[str, str]:
     """sha256 of every data file (seed, held-out, recorded evolutions): stages that read them redo their work
     when one changes."""
+    from rrtf_lite.stages import file_digest
+
     root = Path(path) if path else data_dir()
-    return {
-        f"data/{f.relative_to(root)}": hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(root.rglob("*.jsonl"))
-    }
+    return {f"data/{f.relative_to(root)}": file_digest(f) for f in sorted(root.rglob("*.jsonl"))}
 
 
 def split_of(problem_id: str) -> str:

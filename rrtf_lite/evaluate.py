@@ -12,7 +12,6 @@ training, so what is scored here is built exactly as what was trained on).
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -167,16 +166,9 @@ def adapter_fingerprint(adapter_dir: str | Path | None) -> str | None:
 
     Files over 64 MB (a fully fine-tuned model) are identified by size and mtime instead of content.
     """
-    if adapter_dir is None:
-        return None
-    digest = hashlib.sha256()
-    for path in sorted(Path(adapter_dir).rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(str(path.relative_to(adapter_dir)).encode())
-            big = stat.st_size > 64 * 2**20
-            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode() if big else path.read_bytes())
-    return digest.hexdigest()[:16]
+    from rrtf_lite.stages import tree_digest
+
+    return None if adapter_dir is None else tree_digest(adapter_dir)
 
 
 def trained_model_dir(run_dir: Path) -> Path | None:
@@ -192,8 +184,10 @@ def trained_model_dir(run_dir: Path) -> Path | None:
 
 
 def _fingerprint(model: str, adapter_fp: str | None, decoding: dict) -> str:
-    text = json.dumps({"model": model, "adapter": adapter_fp, "decoding": decoding}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """What every per-problem record carries: a record made with another model, adapter or decoding is redone."""
+    from rrtf_lite.stages import digest
+
+    return digest(json.dumps({"model": model, "adapter": adapter_fp, "decoding": decoding}, sort_keys=True))[:16]
 
 
 def _dataset_name(problems: list[dict]) -> str:
@@ -387,18 +381,6 @@ def summarize(results: list[dict], cfg, **fields) -> dict:
 
 
 # ---------------------------------------------------------------- the stage
-def _reusable(path: Path, expected: dict) -> dict | None:
-    """A finished summary whose model, adapter, decoding and problems match; else None (and a note)."""
-    if not path.is_file():
-        return None
-    summary = json.loads(path.read_text(encoding="utf-8"))
-    stale = [k for k, v in expected.items() if summary.get(k) != v]
-    if stale:
-        print(f"[evaluate] {path.name} is stale ({', '.join(stale)} changed): evaluating again", file=sys.stderr)
-        return None
-    return summary
-
-
 def load_datasets(config) -> dict[str, list[dict]]:
     """HumanEval and the held-out seed problems, each capped by the eval config's limits."""
     from rrtf_lite.data import load_humaneval, load_seed_problems
@@ -414,16 +396,18 @@ def load_datasets(config) -> dict[str, list[dict]]:
 def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, list[dict]] | None = None) -> dict:
     """Student before training and, if ``run_dir/adapter/`` exists, after; writes report.json/.md and plots.
 
-    Finished ``eval_<phase>_<dataset>.json`` files are reused when model, adapter, decoding and problems
-    match (``force`` redoes them); unfinished ones resume from their ``.jsonl``. ``datasets`` replaces the
-    default HumanEval + held-out problems (notebooks, tests).
+    Each ``eval_<phase>_<dataset>.json`` is one piece of the stage cache (``run_dir/.stages/eval_<phase>_<dataset>
+    .json``): reused when the eval and model config, the adapter and the problems match (``force`` redoes it);
+    an unfinished one resumes from its ``.jsonl``. ``datasets`` replaces the default HumanEval + held-out
+    problems (notebooks, tests).
     """
+    from rrtf_lite.stages import REDO, SKIP, fingerprint, marker, stage_fingerprint
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = config.eval
     datasets = load_datasets(config) if datasets is None else datasets
     phases = {"before": None, "after": trained_model_dir(run_dir)}
-    decoding = decoding_settings(cfg, config.seed)
     summaries: dict[str, dict[str, dict]] = {}
     checked: set[str] = set()
     evaluated = 0  # evaluations actually run (0: every result was reused)
@@ -436,15 +420,20 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
             functools.partial(make_generator, m.student, cfg, adapter, m.quantization, m.device), model, model
         )
         precision = {"quantization": m.quantization, "device": m.device or "auto"}  # the same for both phases
-        fingerprint = _fingerprint(model, adapter_fingerprint(adapter), {**decoding, **precision})  # = evaluate_model's
+        adapter_fp = adapter_fingerprint(adapter)
         for name, problems in datasets.items():
             base = run_dir / f"eval_{phase}_{name}"
             json_path, jsonl_path = base.with_suffix(".json"), base.with_suffix(".jsonl")
-            expected = {"fingerprint": fingerprint, "problem_ids": [p["id"] for p in problems]}
-            summary = None if force else _reusable(json_path, expected)
-            if summary is None:
-                json_path.unlink(missing_ok=True)
-                if force:
+            # the .jsonl is not among the outputs: its records carry their own fingerprint and resume on their own
+            piece = marker(base.name, run_dir)
+            now = stage_fingerprint(
+                "evaluate", config, run_dir, {"adapter": adapter_fp, "problems": fingerprint(problems)}
+            )
+            decision = piece.open(now, force=force, outputs=[json_path], done=[json_path])
+            if decision == SKIP:
+                summary = json.loads(json_path.read_text(encoding="utf-8"))
+            else:
+                if decision == REDO and force:
                     jsonl_path.unlink(missing_ok=True)
                 out = evaluate_model(
                     generator,
@@ -461,6 +450,7 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
                 )
                 summary = {**out["summary"], "precision": precision}
                 write_json(json_path, summary)
+                piece.finish(now)
                 checked.add(name)
                 evaluated += 1
             summaries.setdefault(phase, {})[name] = summary

@@ -583,8 +583,8 @@ class _Evolution:
 def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """Seed problems + Evol-Instruct rounds -> ``run_dir/problems.jsonl`` (see the module docstring)."""
     from rrtf_lite.data import data_fingerprint, load_seed_problems
-    from rrtf_lite.pipeline import finish_stage, open_stage
     from rrtf_lite.records import ResumableWriter, write_json, write_jsonl
+    from rrtf_lite.stages import finish_stage, open_stage
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)

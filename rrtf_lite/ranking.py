@@ -218,8 +218,8 @@ def rank(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """The ``rank`` stage: samples.jsonl -> executions.jsonl, pairs.jsonl, groups.jsonl and rank_stats.json."""
     from tqdm.auto import tqdm
 
-    from rrtf_lite.pipeline import finish_stage, open_stage
     from rrtf_lite.records import EXECUTION_KEY, ResumableWriter, read_jsonl, write_json, write_jsonl
+    from rrtf_lite.stages import finish_stage, open_stage
 
     run_dir = Path(run_dir)
     outputs = {name: run_dir / f"{name}.jsonl" for name in ("executions", "pairs", "groups")}

@@ -302,6 +302,12 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict], kind: str | No
     _write_atomic(Path(path), [_dumps(validate(r, kind) if kind else r) + "\n" for r in records])
 
 
+def read_json(path: str | os.PathLike):
+    """A whole JSON file written by ``write_json``, or None when there is none."""
+    path = Path(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
 def write_json(path: str | os.PathLike, data: dict) -> None:
     """Every whole JSON file of a run directory goes through here: a kill leaves the old file or the new one,
     never half of one (a stage reads some of them, such as a finished marker, to decide that it is done)."""

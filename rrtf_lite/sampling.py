@@ -17,10 +17,10 @@ from pathlib import Path
 
 from rrtf_lite.backends import Generator, ReferenceTeacher, answer_stop_kwargs, make_generator
 from rrtf_lite.config import BackendConfig, RunConfig, derive_seed
-from rrtf_lite.pipeline import finish_stage, open_stage
 from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 from rrtf_lite.records import SAMPLE_KEY, ResumableWriter, read_jsonl
+from rrtf_lite.stages import finish_stage, open_stage
 
 SOURCES = ("student", "teacher")
 

@@ -359,7 +359,7 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
     Skips when adapter/ holds a finished run and ``force`` is False. Resumes from the last checkpoint in
     run_dir/checkpoints after an interruption.
     """
-    from rrtf_lite.pipeline import open_stage
+    from rrtf_lite.stages import open_stage
 
     run_dir = Path(run_dir)
     tc = config.train
@@ -401,8 +401,8 @@ def last_checkpoint(checkpoints: Path, force: bool) -> str | None:
 
 def _finish_training(config, run_dir: Path, trainer, tokenizer, stats, start: float, n_groups: int, last) -> dict:
     """Train (resuming from ``last``), then save the adapter, log, loss plot and, last, the summary."""
-    from rrtf_lite.pipeline import finish_stage
     from rrtf_lite.records import write_json
+    from rrtf_lite.stages import finish_stage
 
     adapter_dir = run_dir / "adapter"
     tc = config.train

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rrtf_lite import ablation, cli
+from rrtf_lite import ablation, ablation_report, cli
 from rrtf_lite.config import load_config
 
 # about 2 minutes of CPU for the module; on a machine shared with many jobs the wall time can be 5x that
@@ -152,7 +152,7 @@ def test_levels_per_problem_are_the_mean_level_of_its_answers():
         {"problem_id": "b", "levels": [0, 2], "passed": [False, False]},
         {"problem_id": "c", "levels": [], "passed": []},  # nothing generated: no score, not a zero
     ]
-    assert ablation.per_problem_levels(results) == {"a": 3.0, "b": 1.0}
+    assert ablation_report.per_problem_levels(results) == {"a": 3.0, "b": 1.0}
 
 
 def test_margin_per_problem_averages_pairs_within_a_problem():
@@ -161,7 +161,7 @@ def test_margin_per_problem_averages_pairs_within_a_problem():
         {"problem_id": "a", "p_tea": -1.0, "p_stu": -0.5},
         {"problem_id": "b", "p_tea": -3.0, "p_stu": -1.0},
     ]
-    margin, accuracy = ablation.margin_per_problem(rows)
+    margin, accuracy = ablation_report.margin_per_problem(rows)
     assert margin == {"a": pytest.approx(0.25), "b": pytest.approx(-2.0)}
     assert accuracy == {"a": 0.5, "b": 0.0}
 

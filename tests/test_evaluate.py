@@ -10,6 +10,7 @@ import pytest
 
 from rrtf_lite import evaluate as ev
 from rrtf_lite import programs as pg
+from rrtf_lite import stages
 from rrtf_lite.config import EvalConfig, load_config
 from rrtf_lite.data import load_humaneval, load_seed_problems
 from rrtf_lite.prompts import format_target
@@ -293,9 +294,13 @@ def test_a_retrained_adapter_makes_old_results_stale(tmp_path):
     (adapter / "adapter_model.safetensors").write_bytes(b"weights v2")
     assert ev.adapter_fingerprint(adapter) != first
     summary = tmp_path / "eval_after_humaneval.json"
-    summary.write_text(json.dumps({"fingerprint": first, "problem_ids": ["HumanEval/0"]}))
-    assert ev._reusable(summary, {"fingerprint": first, "problem_ids": ["HumanEval/0"]}) is not None
-    assert (
-        ev._reusable(summary, {"fingerprint": ev.adapter_fingerprint(adapter), "problem_ids": ["HumanEval/0"]}) is None
-    )
+    piece = stages.marker("eval_after_humaneval", tmp_path)
+    piece.open({"inputs": {"adapter": first, "problems": ["HumanEval/0"]}})
+    summary.write_text(json.dumps({"problem_ids": ["HumanEval/0"]}))
+    piece.finish({"inputs": {"adapter": first, "problems": ["HumanEval/0"]}})
+    reused = {"inputs": {"adapter": first, "problems": ["HumanEval/0"]}}
+    assert piece.open(reused, outputs=[summary], done=[summary]) == stages.SKIP
+    retrained = {"inputs": {"adapter": ev.adapter_fingerprint(adapter), "problems": ["HumanEval/0"]}}
+    assert piece.open(retrained, outputs=[summary], done=[summary]) == stages.REDO
+    assert not summary.exists()  # the stale summary is gone, never read as a result
     assert ev.trained_model_dir(tmp_path / "nothing") is None

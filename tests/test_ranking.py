@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rrtf_lite.config import RunConfig
-from rrtf_lite.pipeline import open_stage
 from rrtf_lite.ranking import RankConfig, build_pairs, rank, rank_samples, score, to_preference_records
+from rrtf_lite.stages import open_stage
 
 CFG = RankConfig()
 PROBLEM = {
