@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from rrtf_lite.records import read_json, write_json
+from rrtf_lite.records import read_json, write_atomic, write_json
 from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap, paired_values
 
 PERCENT_METRICS = ("greedy", "sampled", "pair_accuracy")  # shares, printed in points; level and margin as they are
@@ -370,9 +370,7 @@ def write_results(results: dict, out: Path) -> None:
 
     out = Path(out)
     write_json(out, results)
-    tmp = out.with_name(f".{out.stem}.md.tmp")
-    tmp.write_text(format_markdown(results), encoding="utf-8")
-    tmp.replace(out.with_suffix(".md"))
+    write_atomic(out.with_suffix(".md"), format_markdown(results))
     plot_ablation_arms(results, out.with_name(f"{out.stem}_arms.png"))
     if results["margins"]:
         plot_ablation_margins(results, out.with_name(f"{out.stem}_margin.png"))

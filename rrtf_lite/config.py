@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
-import os
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -400,11 +399,9 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     """The resolved config, written next to a run's artifacts so the run can be repeated."""
     import yaml
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # several ranks may write it at once
-    tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
+    from rrtf_lite.records import write_atomic  # several ranks may write it at once: each its own temp file
+
+    write_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def derive_seed(base: int, *parts: str) -> int:

