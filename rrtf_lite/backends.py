@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from rrtf_lite.config import Decoding
 from rrtf_lite.errors import UserError
 
 BACKEND_KINDS = ("hf", "openai", "vllm", "reference", "recorded")
@@ -32,20 +33,15 @@ class Completion:
 
 @runtime_checkable
 class Generator(Protocol):
-    """``generate`` returns, for each prompt, ``n`` completions; temperature 0 means greedy."""
+    """``generate(prompts, decoding)`` returns, for each prompt, ``decoding.n`` completions (temperature 0: greedy).
+
+    The settings may also come as keywords (``generate(prompts, n=4, temperature=0.8)``): ``Decoding.of`` merges
+    them into ``decoding``.
+    """
 
     name: str
 
-    def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
-    ) -> list[list[Completion]]: ...
+    def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]: ...
 
 
 def truncate_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
@@ -100,17 +96,16 @@ class HFGenerator:
     def generate(
         self,
         prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
+        decoding: Decoding | None = None,
         entry_points: list[str | None] | None = None,
+        **settings,
     ) -> list[list[Completion]]:
         """``entry_points``: one per prompt, the function whose closed block ends the answer (None: any function);
         not given: no early stop."""
         from rrtf_lite.prompts import chat_prompt
+
+        d = Decoding.of(decoding, **settings)
+        n, seed = d.n, d.seed
 
         stop_at = entry_points if entry_points is not None else [None] * len(prompts)
         rows = [(i, chat_prompt(self.tokenizer, p), stop_at[i]) for i, p in enumerate(prompts) for _ in range(n)]
@@ -124,11 +119,11 @@ class HFGenerator:
             completions = self._generate_batch(
                 [rows[r][1] for r in chunk],
                 [rows[r][2] for r in chunk] if entry_points is not None else None,
-                temperature,
-                top_p,
-                max_new_tokens,
+                d.temperature,
+                d.top_p,
+                d.max_new_tokens,
                 seed + start // self.batch_size,
-                stop,
+                d.stop,
             )
             for r, completion in zip(chunk, completions, strict=True):
                 results[r] = completion
@@ -223,17 +218,10 @@ class OpenAIGenerator:
             api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=request_timeout
         )
 
-    def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
-    ) -> list[list[Completion]]:
-        params = {"temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens}
+    def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]:
+        d = Decoding.of(decoding, **settings)
+        n, seed, stop = d.n, d.seed, d.stop
+        params = {"temperature": d.temperature, "top_p": d.top_p, "max_tokens": d.max_new_tokens}
         if stop:
             params["stop"] = list(stop)[:4]  # the API accepts at most four; the rest are cut post hoc
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
@@ -307,21 +295,14 @@ class VLLMGenerator:
         self.name = model
         self.llm = LLM(model=resolve(model), seed=seed, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
 
-    def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
-    ) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]:
         from vllm import SamplingParams
 
+        d = Decoding.of(decoding, **settings)
+        stop = list(d.stop) if d.stop else None
         params = [
             SamplingParams(
-                n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed + i, stop=stop
+                n=d.n, temperature=d.temperature, top_p=d.top_p, max_tokens=d.max_new_tokens, seed=d.seed + i, stop=stop
             )
             for i in range(len(prompts))
         ]
@@ -357,16 +338,8 @@ class ReferenceTeacher:
         text = "```python\n" + solution.strip("\n") + "\n```"
         return Completion(text, len(text.split()), "stop")
 
-    def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
-    ) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]:
+        n = Decoding.of(decoding, **settings).n
         return [[self.answer(self.by_prompt.get(p)) for _ in range(n)] for p in prompts]
 
 
@@ -384,20 +357,12 @@ class RecordedEvolver:
     def __init__(self, replies: dict[str, str]):
         self.replies = dict(replies)
 
-    def generate(
-        self,
-        prompts: list[str],
-        n: int = 1,
-        temperature: float = 0.0,
-        top_p: float = 1.0,
-        max_new_tokens: int = 256,
-        seed: int = 0,
-        stop: list[str] | None = None,
-    ) -> list[list[Completion]]:
+    def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]:
         def reply(prompt: str) -> Completion:
             text = self.replies.get(prompt)
             return Completion(text, len(text.split()), "stop") if text else Completion("", 0, "not_recorded")
 
+        n = Decoding.of(decoding, **settings).n
         return [[reply(p) for _ in range(n)] for p in prompts]
 
 

@@ -27,6 +27,31 @@ from rrtf_lite.errors import UserError
 EVOL_METHODS = ["add_constraints", "rarer_requirement", "more_reasoning", "erroneous_code", "complexity", "breadth"]
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How to decode, in one object: every ``Generator.generate(prompts, decoding)`` takes one; temperature 0 is
+    greedy. Each stage's config section makes its own (``EvolConfig.decoding``, ``SamplingConfig.decoding``,
+    ``EvalConfig.decoding``), so the settings are spelled out once."""
+
+    n: int = 1  # completions per prompt
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    seed: int = 0
+    stop: tuple[str, ...] | None = None  # stop strings (excluded from the text)
+
+    @classmethod
+    def of(cls, decoding: Decoding | None = None, **keywords) -> Decoding:
+        """``decoding`` (default: greedy, one completion) with ``keywords`` replaced: ``generate`` also accepts
+        the settings as keywords (``n=4, temperature=0.8``), as notebooks and scripts write them."""
+        unknown = sorted(set(keywords) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise TypeError(f"generate() got unexpected keyword argument(s) {unknown}")
+        if keywords.get("stop") is not None:
+            keywords["stop"] = tuple(keywords["stop"])
+        return dataclasses.replace(decoding or cls(), **keywords)
+
+
 @dataclass
 class ModelConfig:
     student: str = "smollm2-135m-instruct"  # alias, local folder or hub id
@@ -65,6 +90,14 @@ class EvolConfig:
     temperature: float = 0.7
     min_tests: int = 3
 
+    def decoding(self, seed: int) -> Decoding:
+        """The evolver's decoding (top-p off: the temperature alone spreads the rewrites)."""
+        return Decoding(temperature=self.temperature, top_p=1.0, max_new_tokens=self.max_new_tokens, seed=seed)
+
+    def test_writer_decoding(self, seed: int) -> Decoding:
+        """The test writer's decoding: greedy, with room for a solution and its tests."""
+        return Decoding(max_new_tokens=2 * self.max_new_tokens, seed=seed)
+
 
 @dataclass
 class SamplingConfig:
@@ -76,6 +109,14 @@ class SamplingConfig:
     student: BackendConfig = field(default_factory=BackendConfig)  # hf (local) or vllm for full-size runs
     teacher: BackendConfig = field(default_factory=lambda: BackendConfig(kind="reference"))
     teacher_samples: int = 1
+
+    def decoding(self, source: str, seed: int) -> Decoding:
+        """The student's k samples, or the teacher's (greedy when it gives one answer per problem)."""
+        if source == "student":
+            return Decoding(self.k, self.temperature, self.top_p, self.max_new_tokens, seed)
+        greedy = self.teacher_samples == 1
+        temperature, top_p = (0.0, 1.0) if greedy else (self.temperature, self.top_p)
+        return Decoding(self.teacher_samples, temperature, top_p, self.max_new_tokens, seed)
 
 
 @dataclass
@@ -129,6 +170,12 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [1])
     timeout: float = 3.0
     workers: int = 2
+
+    def decoding(self, seed: int) -> Decoding:
+        """Greedy when one sample per problem (pass@1 is then the fraction solved), else sampling."""
+        greedy = self.n_samples == 1
+        temperature, top_p = (0.0, 1.0) if greedy else (self.temperature, self.top_p)
+        return Decoding(self.n_samples, temperature, top_p, self.max_new_tokens, seed)
 
 
 @dataclass

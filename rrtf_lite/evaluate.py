@@ -135,15 +135,15 @@ def _version(package: str) -> str | None:
 
 
 def decoding_settings(cfg, seed: int = 0) -> dict:
-    """Greedy when one sample per problem (pass@1 is then the fraction solved), else sampling."""
-    greedy = cfg.n_samples == 1
+    """``EvalConfig.decoding`` as recorded in every summary: greedy when one sample per problem, else sampling."""
+    d = cfg.decoding(seed)
     return {
-        "mode": "greedy" if greedy else "sampling",
-        "n_samples": cfg.n_samples,
-        "temperature": 0.0 if greedy else cfg.temperature,
-        "top_p": 1.0 if greedy else cfg.top_p,
-        "max_new_tokens": cfg.max_new_tokens,
-        "seed": seed,
+        "mode": "greedy" if cfg.n_samples == 1 else "sampling",
+        "n_samples": d.n,
+        "temperature": d.temperature,
+        "top_p": d.top_p,
+        "max_new_tokens": d.max_new_tokens,
+        "seed": d.seed,
     }
 
 
@@ -220,10 +220,10 @@ class LazyGenerator:
     def __init__(self, factory, name: str, tokenizer_name: str | None = None):
         self.factory, self.name, self.tokenizer_name, self._generator = factory, name, tokenizer_name, None
 
-    def generate(self, prompts, **kwargs):
+    def generate(self, prompts, decoding=None, **kwargs):
         if self._generator is None:
             self._generator = self.factory()
-        return self._generator.generate(prompts, **kwargs)
+        return self._generator.generate(prompts, decoding, **kwargs)
 
     @property
     def tokenizer(self):
@@ -259,8 +259,8 @@ def evaluate_model(
     """Generate, extract, assemble and run; returns ``{"summary": {...}, "results": [EvalResult, ...]}``.
 
     ``model_name_or_generator``: a model name (loaded here, with ``adapter_dir`` merged in) or any object with
-    ``generate(prompts, n, temperature, top_p, max_new_tokens, seed, stop)`` (then ``adapter_dir`` is only a
-    label). With ``records_path`` per-problem results are appended as they finish and a rerun resumes them.
+    ``generate(prompts, decoding)`` (then ``adapter_dir`` is only a label). With ``records_path`` per-problem
+    results are appended as they finish and a rerun resumes them.
     """
     from rrtf_lite.records import EVAL_KEY, ResumableWriter
 
@@ -290,7 +290,7 @@ def evaluate_model(
             generator = make_generator(model_name_or_generator, cfg, adapter_dir)
         for begin in range(0, len(todo), max(1, cfg.batch_size)):
             batch = todo[begin : begin + max(1, cfg.batch_size)]
-            for record in _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fingerprint):
+            for record in _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, fingerprint):
                 done[record["problem_id"]] = writer.write(record) if writer is not None else record
             print(f"[evaluate] {label}/{dataset}: {len(done)}/{len(problems)} problems", file=sys.stderr, flush=True)
     finally:
@@ -308,19 +308,13 @@ def evaluate_model(
     return {"summary": summary, "results": results}
 
 
-def _evaluate_batch(generator, batch, cfg, decoding, dataset, model, adapter, fingerprint) -> list[dict]:
+def _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, fingerprint) -> list[dict]:
     from rrtf_lite.backends import answer_stop_kwargs
     from rrtf_lite.prompts import build_prompt
 
     start = time.perf_counter()
     outputs = generator.generate(
-        [build_prompt(p) for p in batch],
-        n=decoding["n_samples"],
-        temperature=decoding["temperature"],
-        top_p=decoding["top_p"],
-        max_new_tokens=decoding["max_new_tokens"],
-        seed=decoding["seed"],
-        **answer_stop_kwargs(generator, batch),
+        [build_prompt(p) for p in batch], cfg.decoding(seed), **answer_stop_kwargs(generator, batch)
     )
     gen_seconds = (time.perf_counter() - start) / len(batch)
     texts = [_texts(o) for o in outputs]

@@ -408,7 +408,7 @@ class _Tester:
             )
             for _, p in items
         ]
-        replies = self.writer.generate(prompts, max_new_tokens=2 * evol.max_new_tokens, seed=self.config.seed)
+        replies = self.writer.generate(prompts, evol.test_writer_decoding(self.config.seed))
         parsed = [parse_teacher_reply(r[0].text, p["entry_point"]) for (_, p), r in zip(items, replies, strict=True)]
         runnable = [i for i, (sol, tests) in enumerate(parsed) if sol and len(tests) >= evol.min_tests]
         ran = self._run([(parsed[i][0], parsed[i][1], items[i][1]["entry_point"]) for i in runnable])
@@ -542,13 +542,8 @@ class _Evolution:
         evolver = self.generator("evolver")
         if not self.offline and self.tester.writer is None:
             self.tester.writer = self.generator("test_writer")
-        replies = evolver.generate(
-            [self.prompt(p, m) for p, m in batch],
-            temperature=self.evol.temperature,
-            top_p=1.0,
-            max_new_tokens=self.evol.max_new_tokens,
-            seed=derive_seed(self.config.seed, "evol", str(round_), batch[0][0]["id"]),
-        )
+        seed = derive_seed(self.config.seed, "evol", str(round_), batch[0][0]["id"])
+        replies = evolver.generate([self.prompt(p, m) for p, m in batch], self.evol.decoding(seed))
         records, survivors = [], []
         for (parent, method), reply in zip(batch, replies, strict=True):
             parsed, reason = eliminate(parent, reply[0].text, method, reply[0].finish_reason)

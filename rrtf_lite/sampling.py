@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from rrtf_lite.backends import Generator, ReferenceTeacher, answer_stop_kwargs, make_generator
-from rrtf_lite.config import BackendConfig, RunConfig, derive_seed
+from rrtf_lite.config import BackendConfig, RunConfig, SamplingConfig, derive_seed
 from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import build_prompt
 from rrtf_lite.records import SAMPLE_KEY, ResumableWriter, read_jsonl
@@ -32,9 +32,9 @@ def _groups(problems: list[dict], size: int) -> list[list[dict]]:
 class _Run:
     """One source's generation into the writer, with a token-rate meter for the progress bar."""
 
-    def __init__(self, writer: ResumableWriter, bar, source: str, generator: Generator, temperature, top_p, n):
+    def __init__(self, writer: ResumableWriter, bar, source: str, generator: Generator, settings: SamplingConfig):
         self.writer, self.bar, self.source, self.generator = writer, bar, source, generator
-        self.temperature, self.top_p, self.n = temperature, top_p, n
+        self.settings, self.n = settings, settings.decoding(source, 0).n
         self.tokens, self.seconds = 0, 0.0
 
     @property
@@ -47,15 +47,12 @@ class _Run:
     def missing(self, problem: dict) -> list[int]:
         return [j for j in range(self.n) if not self.writer.done((problem["id"], self.source, j))]
 
-    def run(self, group: list[dict], seed: int, max_new_tokens: int) -> None:
+    def run(self, group: list[dict], seed: int) -> None:
         started = time.perf_counter()
+        decoding = self.settings.decoding(self.source, seed)
         replies = self.generator.generate(
             [build_prompt(p) for p in group],
-            n=self.n,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
+            decoding,
             **answer_stop_kwargs(self.generator, group),  # the answer ends with its code: no prose generated
         )
         self.seconds += time.perf_counter() - started
@@ -73,8 +70,8 @@ class _Run:
                         "sample_index": j,
                         "response": completion.text,
                         "code": extract_code(completion.text, problem.get("entry_point")),
-                        "temperature": self.temperature,
-                        "top_p": self.top_p,
+                        "temperature": decoding.temperature,
+                        "top_p": decoding.top_p,
                         "n_tokens": completion.n_tokens,
                     }
                 )
@@ -116,12 +113,11 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         bar = tqdm(total=total, initial=len(writer), desc="sample", unit="sample", mininterval=1.0)
         before = len(writer)
         rates = {}
-        teacher_t, teacher_p = (0.0, 1.0) if s.teacher_samples == 1 else (s.temperature, s.top_p)  # 1: greedy
-        plans = [
-            ("student", student_cfg, s.temperature, s.top_p, s.k, max(1, s.batch_size // max(1, s.k))),
-            ("teacher", s.teacher, teacher_t, teacher_p, s.teacher_samples, max(1, s.batch_size)),
+        plans = [  # each source's decoding: SamplingConfig.decoding (the teacher greedy when it answers once)
+            ("student", student_cfg, s.k, max(1, s.batch_size // max(1, s.k))),
+            ("teacher", s.teacher, s.teacher_samples, max(1, s.batch_size)),
         ]
-        for source, backend, temperature, top_p, n, group_size in plans:
+        for source, backend, n, group_size in plans:
             groups = _groups(problems, group_size)
             pending = [g for g in groups if any(not writer.done((p["id"], source, j)) for p in g for j in range(n))]
             if not pending:
@@ -134,9 +130,9 @@ def sample(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
                 device=config.model.device,
                 batch_size=s.batch_size,
             )
-            job = _Run(writer, bar, source, generator, temperature, top_p, n)
+            job = _Run(writer, bar, source, generator, s)
             for group in pending:
-                job.run(group, derive_seed(config.seed, source, *(p["id"] for p in group)), s.max_new_tokens)
+                job.run(group, derive_seed(config.seed, source, *(p["id"] for p in group)))
             rates[source] = job.rate
             del job, generator  # free the student before loading the teacher
         bar.close()

@@ -176,8 +176,8 @@ def test_arms_are_evaluated_with_the_entry_point_answer_stop_and_no_other_stop(m
     class Recorder:
         name, accepts_entry_points = "fake", True
 
-        def generate(self, prompts, **kwargs):
-            self.kwargs = kwargs
+        def generate(self, prompts, decoding=None, **kwargs):
+            self.kwargs, self.decoding = kwargs, decoding
             return [[Completion("```python\ndef f(x):\n    return x\n```", 12, "stop")] for _ in prompts]
 
     inner = Recorder()
@@ -187,7 +187,7 @@ def test_arms_are_evaluated_with_the_entry_point_answer_stop_and_no_other_stop(m
     assert model.generator is inner
     problems = [{"id": "p1", "prompt": "Write f.", "entry_point": "f", "tests": ["assert f(1) == 1"]}]
     out = evaluate_model(model.generator, problems, config.eval, None, "base", check_harness=False)
-    assert inner.kwargs["entry_points"] == ["f"] and "stop" not in inner.kwargs
+    assert inner.kwargs["entry_points"] == ["f"] and "stop" not in inner.kwargs and inner.decoding.stop is None
     assert out["summary"]["solved"] == 1
 
 

@@ -11,7 +11,7 @@ import pytest
 from rrtf_lite import evaluate as ev
 from rrtf_lite import programs as pg
 from rrtf_lite import stages
-from rrtf_lite.config import EvalConfig, load_config
+from rrtf_lite.config import Decoding, EvalConfig, load_config
 from rrtf_lite.data import load_humaneval, load_seed_problems
 from rrtf_lite.prompts import format_target
 
@@ -49,8 +49,9 @@ class Scripted:
         self.by_prompt = {build_prompt(p): p for p in problems}
         self.answer, self.name, self.calls = answer, "scripted", 0
 
-    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None):
+    def generate(self, prompts, decoding=None, **settings):
         self.calls += 1
+        n = Decoding.of(decoding, **settings).n
         return [[Out(self.answer(self.by_prompt[p], j)) for j in range(n)] for p in prompts]
 
 
@@ -209,10 +210,10 @@ def test_results_are_written_incrementally_and_resumed(humaneval20, tmp_path):
     path = tmp_path / "eval.jsonl"
 
     class DiesAfterOneBatch(Scripted):
-        def generate(self, prompts, **kw):
+        def generate(self, prompts, decoding=None, **kw):
             if self.calls == 1:
                 raise KeyboardInterrupt  # a kill during the second batch
-            return super().generate(prompts, **kw)
+            return super().generate(prompts, decoding, **kw)
 
     with pytest.raises(KeyboardInterrupt):
         ev.evaluate_model(DiesAfterOneBatch(problems, canonical), problems, small_cfg(batch_size=2), records_path=path)

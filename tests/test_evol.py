@@ -11,7 +11,7 @@ import pytest
 
 from rrtf_lite import evol
 from rrtf_lite.backends import Completion
-from rrtf_lite.config import EVOL_METHODS, load_config
+from rrtf_lite.config import EVOL_METHODS, Decoding, load_config
 from rrtf_lite.data import load_seed_problems
 from rrtf_lite.errors import UserError
 from rrtf_lite.evol import (
@@ -175,7 +175,8 @@ class Scripted:
     def __init__(self, name, reply):
         self.name, self.reply, self.prompts = name, reply, []
 
-    def generate(self, prompts, n=1, temperature=0.0, top_p=1.0, max_new_tokens=256, seed=0, stop=None):
+    def generate(self, prompts, decoding=None, **settings):
+        n = Decoding.of(decoding, **settings).n
         self.prompts += prompts
         return [[Completion(self.reply(p), 7, "stop") for _ in range(n)] for p in prompts]
 

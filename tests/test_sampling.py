@@ -133,8 +133,8 @@ def test_force_redoes_the_stage(full_run, tmp_path, monkeypatch):
     class Echo:  # a stand-in student: this test is about the stage's bookkeeping, not the model
         name = "echo"
 
-        def generate(self, prompts, n=1, **kwargs):
-            return [[Completion("```python\ndef f():\n    pass\n```", 3, "stop")] * n for _ in prompts]
+        def generate(self, prompts, decoding, **kwargs):
+            return [[Completion("```python\ndef f():\n    pass\n```", 3, "stop")] * decoding.n for _ in prompts]
 
     real = sampling.make_generator
     monkeypatch.setattr(sampling, "make_generator", lambda b, *a, **k: Echo() if b.kind == "hf" else real(b, *a, **k))
