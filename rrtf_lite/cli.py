@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_args(sub.add_parser(name, help=help_text, description=help_text))
     ablate = sub.add_parser(
         "ablate",
-        help="compare base, SFT, RRTF, RRHF and DPO on the same data, with intervals (issue 12)",
+        help="compare base, SFT, RRTF, RRHF and DPO on the same data, with intervals",
         description="Train every arm of config.ablation on the same ranked data and compare them.",
     )
     _add_config_args(ablate)

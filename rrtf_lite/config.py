@@ -6,9 +6,9 @@ there is one source of defaults (RRHF's code had one default in its dataclass an
 Profiles:
 - ``tiny``: tests and CI. The random 2-layer model, a handful of problems, seconds per stage.
 - ``cpu``: the offline default. The bundled SmolLM2-135M-Instruct, QLoRA on CPU, about 10 minutes on a quiet 2-core
-  machine (9 min 31 s measured before this round; README "Measured results").
+  machine (README "Measured results").
 - ``cpu-ablation``: ``rrtf-lite ablate`` (base, SFT, RRTF, RRHF, DPO on the same data) in about 70 minutes on
-  2 CPU cores (63 min measured for all but part of the sampling; the profile's comment says where it goes).
+  2 CPU cores (where the time goes: benchmarks/results/ablation_timing.md).
 - ``colab-t4``: a free Colab T4 (16 GB, fp16 only) with a hub student.
 - ``full``: full-size runs: vLLM sampling, an API teacher, several GPUs via ``accelerate launch``.
 """
@@ -232,14 +232,8 @@ PROFILES: dict[str, dict[str, object]] = {
     # The 135M student cannot rewrite a task (its replies are code, which the eliminator drops: notebook 01 shows
     # it live); the demo replays recorded evolutions instead. `--set evol.evolver.kind=hf` watches the 135M try.
     "cpu": {"evol.evolver.kind": "recorded"},
-    # ``rrtf-lite ablate`` on a 2-core CPU in about 70 minutes. Measured (README "Measured results",
-    # benchmarks/results/ablation_cpu.md): 3,765 s over every phase, except that the sample phase resumed an
-    # earlier run and timed only its last 32 student answers (the first 128 take about 8 min more at the 58 s per
-    # batch of 16 seen there: an estimate). Per arm: greedy evaluation of 127 held-out + 40 HumanEval problems
-    # about 400 s (a batch runs until its longest answer ends, so it costs about max_new_tokens decoding steps),
-    # LoRA training 64 steps 147 s (sft) to 359 s (dpo, which also runs its reference model), held-out margin
-    # about 110 s. All 164 HumanEval problems would add about 8 batches (about 5 min) per arm, 25 min in all (an
-    # estimate).
+    # ``rrtf-lite ablate`` on a 2-core CPU in about 70 minutes; the measured times per phase and arm are in
+    # benchmarks/results/ablation_timing.md ("The cpu-ablation profile as measured").
     "cpu-ablation": {
         "run_dir": "runs/cpu-ablation",
         "data.max_problems": 120,  # training seed problems, plus 40 of their recorded evolutions:

@@ -425,10 +425,6 @@ def _finish_training(config, run_dir: Path, trainer, tokenizer, stats, start: fl
     return summary
 
 
-def _is_main_process() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 def to_dpo_dataset(pairs: list[dict], tokenizer=None):
     """Pairs -> ``datasets.Dataset`` (prompt, chosen, rejected) for TRL's DPOTrainer on exactly the same pairs.
 
