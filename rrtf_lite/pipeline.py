@@ -8,6 +8,7 @@ work, a partial one resumes, and ``force`` redoes it.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from rrtf_lite.config import RunConfig, load_config, save_config
 from rrtf_lite.errors import UserError
 from rrtf_lite.records import write_json
 
+log = logging.getLogger(__name__)
 STAGES = ("evolve", "sample", "rank", "train", "evaluate")  # in order; each stage's cache lives in stages.py
 
 
@@ -68,7 +70,7 @@ def run_stage(name: str, config: RunConfig, force: bool = False) -> dict:
     """Run one stage in the config's run directory and record its summary in ``summary.json``."""
     function = stage_function(name)
     run_dir = prepare_run_dir(config, force=force)
-    print(f"[rrtf-lite] stage {name} -> {run_dir}", flush=True)
+    log.info("stage %s -> %s", name, run_dir)
     start = time.perf_counter()
     summary = function(config, run_dir, force=force)
     summary = {**(summary or {}), "seconds": round(time.perf_counter() - start, 1)}
@@ -94,5 +96,5 @@ def run(config: RunConfig | None = None, force: bool = False, stages: list[str] 
     report = Path(config.run_dir) / "report.md"
     if report.exists():
         print("\n" + report.read_text())
-    print(f"[rrtf-lite] pipeline finished in {summaries['total_seconds']:.0f} s; artifacts in {config.run_dir}")
+    log.info("pipeline finished in %.0f s; artifacts in %s", summaries["total_seconds"], config.run_dir)
     return summaries

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import resource
@@ -382,11 +383,10 @@ def train(config, run_dir: Path, force: bool = False) -> dict:
         raise UserError(f"No {tc.mode} training groups with at least 2 responses in {run_dir}.")
     features, stats = tokenize_groups(groups, tokenizer, tc.max_prompt_length, tc.max_response_length)
     if stats.prompts or stats.responses:
-        print(
-            f"[rrtf-lite] truncated {stats.prompts}/{stats.total_prompts} prompts (left, to {tc.max_prompt_length} "
-            f"tokens) and {stats.responses}/{stats.total_responses} responses (right, to "
-            f"{tc.max_response_length} tokens)",
-            flush=True,
+        logging.getLogger(__name__).info(
+            "truncated %d/%d prompts (left, to %d tokens) and %d/%d responses (right, to %d tokens)",
+            *(stats.prompts, stats.total_prompts, tc.max_prompt_length),
+            *(stats.responses, stats.total_responses, tc.max_response_length),
         )
     trainer = build_trainer(model, tokenizer, features, tc, checkpoints)
     last = last_checkpoint(checkpoints, force)
