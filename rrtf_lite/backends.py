@@ -11,7 +11,6 @@ pipeline runs with no network.
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -193,8 +192,6 @@ class OpenAIGenerator:
         concurrency: int = 4,
         max_retries: int = 5,
         request_timeout: float = 60,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
     ):
         import openai
 
@@ -211,12 +208,23 @@ class OpenAIGenerator:
         self.base_url = base_url
         self.concurrency = max(1, concurrency)
         self.max_retries = max_retries
-        self.backoff_base, self.backoff_max = backoff_base, backoff_max
         self.retries = 0  # retried requests, over the generator's life
         self._lock = threading.Lock()
+        # the client retries transient failures itself (429, 5xx, timeouts, lost connections: exponential backoff
+        # with jitter, honouring Retry-After); the hook only counts the retries it sends
+        http = openai.DefaultHttpxClient(event_hooks={"request": [self._count_retry]})
         self.client = openai.OpenAI(
-            api_key=api_key or "EMPTY", base_url=base_url, max_retries=0, timeout=request_timeout
+            api_key=api_key or "EMPTY",
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=request_timeout,
+            http_client=http,
         )
+
+    def _count_retry(self, request) -> None:
+        if request.headers.get("x-stainless-retry-count", "0") != "0":
+            with self._lock:
+                self.retries += 1
 
     def generate(self, prompts: list[str], decoding: Decoding | None = None, **settings) -> list[list[Completion]]:
         d = Decoding.of(decoding, **settings)
@@ -235,26 +243,18 @@ class OpenAIGenerator:
     def _request(self, prompt: str, seed: int, stop, params) -> Completion:
         import openai
 
-        retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError)
-        retryable += (openai.APIConnectionError,)
-        for attempt in range(self.max_retries + 1):
-            try:
-                reply = self.client.chat.completions.create(
-                    model=self.name, messages=[{"role": "user", "content": prompt}], seed=seed, **params
-                )
-                break
-            except retryable as exc:
-                if attempt == self.max_retries:
-                    raise UserError(
-                        f"{self.base_url or 'OpenAI'}: request failed after {self.max_retries} retries "
-                        f"({_describe(exc)}); check the server or raise max_retries/request_timeout."
-                    ) from exc
-                with self._lock:
-                    self.retries += 1
-                delay = min(self.backoff_max, self.backoff_base * 2**attempt)
-                time.sleep(delay * (0.5 + random.random()))  # jitter spreads the retries of parallel requests
-            except openai.APIStatusError as exc:  # 400, 401, 404...: retrying cannot help
-                raise UserError(f"{self.base_url or 'OpenAI'} refused the request: {_describe(exc)}.") from exc
+        transient = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)  # incl. timeouts
+        try:
+            reply = self.client.chat.completions.create(
+                model=self.name, messages=[{"role": "user", "content": prompt}], seed=seed, **params
+            )
+        except transient as exc:  # the client's own retries are spent
+            raise UserError(
+                f"{self.base_url or 'OpenAI'}: request failed after {self.max_retries} retries "
+                f"({_describe(exc)}); check the server or raise max_retries/request_timeout."
+            ) from exc
+        except openai.APIStatusError as exc:  # 400, 401, 404...: retrying cannot help
+            raise UserError(f"{self.base_url or 'OpenAI'} refused the request: {_describe(exc)}.") from exc
         choice = reply.choices[0]
         text, hit_stop = truncate_at_stop(choice.message.content or "", stop)
         usage = getattr(reply, "usage", None)

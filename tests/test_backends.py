@@ -83,7 +83,7 @@ def no_openai_env(monkeypatch):
 
 
 def _client(server, **kwargs):
-    kwargs = {"backoff_base": 0.01, "request_timeout": 5, **kwargs}
+    kwargs = {"request_timeout": 5, **kwargs}
     return OpenAIGenerator("fake-model", base_url=server.base_url, **kwargs)
 
 
