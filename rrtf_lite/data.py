@@ -14,7 +14,6 @@ import os
 import re
 import sys
 import textwrap
-from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UserError
@@ -22,11 +21,12 @@ from .records import RecordError, iter_jsonl, validate
 
 HELDOUT_PERCENT = 20
 HELDOUT_PREFIX = "heldout/"
-SPLIT_RULE = (
-    "heldout if the id starts with 'heldout/' (data/heldout: problems written to be held out) or "
+HASH_RULE = (
+    "heldout_hard if the id starts with 'heldout/' (data/heldout: problems written to be held out) or "
     "int(sha256(id.encode('utf-8')).hexdigest(), 16) % 100 < 20, else train "
     "(depends only on the id: stable across runs and when problems are added)"
 )
+SPLIT_NAMES = ("train", "validation", "heldout", "heldout_hard")
 SPLITS = ("all", "train", "heldout")
 
 
@@ -39,21 +39,69 @@ def data_dir() -> Path:
 # ---------------------------------------------------------------- seed set and split
 
 
+PROBLEM_FOLDERS = ("seed", "heldout", "bank", "evol_recorded")
+
+
 def data_fingerprint(path: str | os.PathLike | None = None) -> dict[str, str]:
-    """sha256 of every data file (seed, held-out, recorded evolutions): stages that read them redo their work
-    when one changes."""
+    """sha256 of every problem file and of splits.json: stages that read them redo their work when one changes.
+    Calibration files are measurements, not inputs of a stage, and are left out."""
     from rrtf_lite.stages import file_digest
 
     root = Path(path) if path else data_dir()
-    return {f"data/{f.relative_to(root)}": file_digest(f) for f in sorted(root.rglob("*.jsonl"))}
+    files = [f for folder in PROBLEM_FOLDERS for f in sorted((root / folder).rglob("*.jsonl"))]
+    files += [root / "splits.json"] if (root / "splits.json").exists() else []
+    return {f"data/{f.relative_to(root)}": file_digest(f) for f in files}
 
 
 def split_of(problem_id: str) -> str:
-    """'train' or 'heldout' for an id; see SPLIT_RULE."""
+    """The split of a problem id: its list in data/splits.json (SPLIT_NAMES), "excluded" for a problem left out
+    there as a near-duplicate of something evaluated; an evolved problem has its parent's split. An id the file
+    does not list (hub datasets, new problems) falls back to HASH_RULE ("train" or "heldout_hard")."""
+    listed = _split_index().get(problem_id)
+    if listed:
+        return listed
+    if problem_id.startswith("evol/"):
+        parent = problem_id[len("evol/") :].rsplit("/r", 1)[0]
+        return split_of(parent)
     if problem_id.startswith(HELDOUT_PREFIX):  # written to be held out (data/heldout/): never trained on
-        return "heldout"
+        return "heldout_hard"
     h = int(hashlib.sha256(problem_id.encode("utf-8")).hexdigest(), 16)
-    return "heldout" if h % 100 < HELDOUT_PERCENT else "train"
+    return "heldout_hard" if h % 100 < HELDOUT_PERCENT else "train"
+
+
+def load_splits(path: str | os.PathLike | None = None) -> dict:
+    """data/splits.json (see rrtf_lite.splits); {} when there is none."""
+    path = Path(path) if path is not None else data_dir() / "splits.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+_SPLIT_CACHE: dict[tuple, dict[str, str]] = {}
+
+
+def _split_index() -> dict[str, str]:
+    path = data_dir() / "splits.json"
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else None)
+    if key not in _SPLIT_CACHE:
+        splits = load_splits(path)
+        index = {i: name for name in SPLIT_NAMES for i in splits.get(name, [])}
+        index |= dict.fromkeys(splits.get("excluded", {}), "excluded")
+        _SPLIT_CACHE.clear()
+        _SPLIT_CACHE[key] = index
+    return _SPLIT_CACHE[key]
+
+
+def load_problems(split: str = "all") -> list[dict]:
+    """Seed, held-out and bank problems of one split of data/splits.json (or every one of them: "all"; excluded
+    problems only there), sorted by id. "train_frontier": the train problems the student solves sometimes."""
+    if split not in (*SPLIT_NAMES, "train_frontier", "all"):
+        raise ValueError(f"split must be one of {(*SPLIT_NAMES, 'train_frontier', 'all')}, got {split!r}")
+    problems = sorted(load_seed_problems() + load_bank(), key=lambda p: p["id"])
+    if split == "all":
+        return problems
+    if split == "train_frontier":
+        wanted = set(load_splits().get("train_frontier", []))
+        return [p for p in problems if p["id"] in wanted]
+    return [p for p in problems if split_of(p["id"]) == split]
 
 
 def _seed_files(path: str | os.PathLike | None) -> list[Path]:
@@ -69,7 +117,9 @@ def _seed_files(path: str | os.PathLike | None) -> list[Path]:
 
 
 def load_seed_problems(split: str = "all", path: str | os.PathLike | None = None) -> list[dict]:
-    """The seed problems (every ``*.jsonl`` in data/seed, validated), sorted by id, optionally one split.
+    """The seed problems (every ``*.jsonl`` in data/seed and data/heldout, validated), sorted by id, optionally
+    one side: "train" (data/splits.json's train) or "heldout" (its heldout_hard: written to be held out, or held out
+    by the hash rule, or near one of those).
 
     ``path``: another folder of ``*.jsonl`` files, or one file. Duplicate ids across files are an error.
     """
@@ -85,14 +135,18 @@ def load_seed_problems(split: str = "all", path: str | os.PathLike | None = None
             seen[rec["id"]] = where
             problems.append(rec)
     problems.sort(key=lambda p: p["id"])
-    return problems if split == "all" else [p for p in problems if split_of(p["id"]) == split]
+    if split == "all":
+        return problems
+    return [p for p in problems if {"train": "train", "heldout_hard": "heldout"}.get(split_of(p["id"])) == split]
 
 
-def load_recorded_evolutions(path: str | os.PathLike | None = None) -> list[dict]:
+def load_recorded_evolutions(path: str | os.PathLike | None = None, include_excluded: bool = False) -> list[dict]:
     """Evolved problems written ahead of time (``data/evol_recorded``): each ``instruction`` is the evolver's
     reply ("Function: name(args)" then the task), each with its own reference solution and tests.
 
-    Every parent is a *train* seed problem, so held-out problems never leak into training through evolution.
+    Every parent is a *train* seed problem, and an evolution that data/splits.json excludes (a near-duplicate
+    of something held out) is left out unless ``include_excluded``: held-out problems never leak into training
+    through evolution.
     """
     root = Path(path) if path is not None else data_dir() / "evol_recorded"
     records = []
@@ -100,25 +154,24 @@ def load_recorded_evolutions(path: str | os.PathLike | None = None) -> list[dict
         for lineno, rec in iter_jsonl(file, "problem"):
             if not rec.get("parent_id") or split_of(rec["parent_id"]) != "train":
                 raise UserError(f"{file}:{lineno}: parent_id {rec.get('parent_id')!r} is not a train seed problem")
-            records.append(rec)
+            if include_excluded or split_of(rec["id"]) != "excluded":
+                records.append(rec)
     return sorted(records, key=lambda r: r["id"])
 
 
-def compute_splits(problems: Iterable[dict]) -> dict:
-    """The content of data/splits.json for these problems."""
-    ids = sorted(p["id"] for p in problems)
-    return {
-        "rule": SPLIT_RULE,
-        "train": [i for i in ids if split_of(i) == "train"],
-        "heldout": [i for i in ids if split_of(i) == "heldout"],
-    }
-
-
-def write_splits(path: str | os.PathLike | None = None) -> Path:
-    """Regenerate data/splits.json from the seed files (run after adding problems; a test checks it)."""
-    path = Path(path) if path is not None else data_dir() / "splits.json"
-    path.write_text(json.dumps(compute_splits(load_seed_problems()), indent=1) + "\n", encoding="utf-8")
-    return path
+def load_bank(path: str | os.PathLike | None = None) -> list[dict]:
+    """The frontier bank (``data/bank/*.jsonl``): short problems written at a small student's level, each with a
+    HumanEval-style ``prompt`` as well as its instruction. Validated, sorted by id; duplicate ids are an error."""
+    root = Path(path) if path is not None else data_dir() / "bank"
+    seen: dict[str, str] = {}
+    problems = []
+    for file in [root] if root.is_file() else sorted(root.glob("*.jsonl")):
+        for lineno, rec in iter_jsonl(file, "problem"):
+            if rec["id"] in seen:
+                raise RecordError(f"{file}:{lineno}: field 'id': duplicate {rec['id']!r} (first at {seen[rec['id']]})")
+            seen[rec["id"]] = f"{file}:{lineno}"
+            problems.append(rec)
+    return sorted(problems, key=lambda p: p["id"])
 
 
 # ---------------------------------------------------------------- HumanEval

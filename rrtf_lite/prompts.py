@@ -8,10 +8,18 @@ from __future__ import annotations
 
 SYSTEM_HINT = "Answer with a single Python code block that defines the requested function."
 
+# "humaneval": a problem that has a HumanEval-style ``prompt`` (signature + docstring with examples) is shown
+# that prompt to complete; the others their instruction. "instruction": always the prose instruction and the
+# signature. Every stage uses PROMPT_FORMAT; `rrtf-lite calibrate` measures both (data/calibration/README.md).
+PROMPT_FORMATS = ("humaneval", "instruction")
+PROMPT_FORMAT = "humaneval"
 
-def build_prompt(problem: dict) -> str:
-    """User-message text for a problem: the instruction, the signature, and the answer format."""
-    if problem.get("prompt"):  # HumanEval: the original signature + docstring is the clearest statement
+
+def build_prompt(problem: dict, prompt_format: str = PROMPT_FORMAT) -> str:
+    """User-message text for a problem in one of PROMPT_FORMATS, ending with the answer format."""
+    if prompt_format not in PROMPT_FORMATS:
+        raise ValueError(f"prompt_format must be one of {PROMPT_FORMATS}, got {prompt_format!r}")
+    if prompt_format == "humaneval" and problem.get("prompt"):
         body = "Complete the following Python function.\n\n```python\n" + problem["prompt"].rstrip() + "\n```"
     else:
         body = problem["instruction"].strip()

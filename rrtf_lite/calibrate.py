@@ -1,0 +1,263 @@
+"""Calibration: how often the student solves each problem, per prompt format, before any training.
+
+RRTF learns only where the student sometimes succeeds: there its own answers spread over the four levels, the
+teacher wins ties, and pass@1 can move either way. This measures that frontier for any student: ``n`` answers per
+problem with the sampling settings training uses (``config.sampling``: temperature, top_p, max_new_tokens; a
+fixed seed per batch), each graded in the sandbox, one line per problem and prompt format in
+``data/calibration/<model>.jsonl``; ``<model>.json`` beside it holds the settings, command, time, machine and
+a histogram. Splits are stratified by these rates (``data.write_splits``).
+
+The file is resumable (a killed run continues where it stopped) and refuses to mix settings: a line written
+with another temperature, n, seed, ... is an error naming the file, line and field, never silently reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+from rrtf_lite.backends import answer_stop_kwargs, make_generator
+from rrtf_lite.config import Decoding, RunConfig, derive_seed
+from rrtf_lite.errors import UserError
+from rrtf_lite.programs import extract_code
+from rrtf_lite.prompts import PROMPT_FORMATS, build_prompt
+from rrtf_lite.records import ResumableWriter, write_json
+
+log = logging.getLogger(__name__)
+
+KEY = ("id", "prompt_format")
+SETTINGS = ("model", "n", "temperature", "top_p", "max_new_tokens", "seed")  # what a line's rate depends on
+RATE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def model_slug(model: str) -> str:
+    """A file name for a model alias, folder or hub id ("Qwen/Qwen2.5-Coder-0.5B" -> "qwen2.5-coder-0.5b")."""
+    return re.sub(r"[^a-z0-9._-]+", "-", Path(model.rstrip("/")).name.lower()).strip("-") or "model"
+
+
+def default_path(model: str, root: Path | None = None) -> Path:
+    from rrtf_lite.data import data_dir
+
+    return (root or data_dir() / "calibration") / f"{model_slug(model)}.jsonl"
+
+
+def offers(problem: dict, prompt_format: str) -> bool:
+    """Whether a problem has its own text in this format: without a ``prompt`` the "humaneval" format falls back to
+    the instruction, the same text as the "instruction" format, so it is not measured twice."""
+    return prompt_format != "humaneval" or bool(problem.get("prompt"))
+
+
+def problem_digest(problem: dict, prompt_format: str) -> str:
+    """What a line's rate depends on in the problem itself: the prompt the student saw and the tests it ran."""
+    text = json.dumps([build_prompt(problem, prompt_format), problem["tests"], problem["entry_point"]])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def settings_of(config: RunConfig, n: int) -> dict:
+    s = config.sampling
+    return {
+        "model": config.model.student,
+        "n": n,
+        "temperature": s.temperature,
+        "top_p": s.top_p,
+        "max_new_tokens": s.max_new_tokens,
+        "seed": config.seed,
+    }
+
+
+def _check_settings(writer: ResumableWriter, settings: dict) -> None:
+    for lineno, record in enumerate(writer.records, 1):
+        for field in SETTINGS:
+            if record.get(field) != settings[field]:
+                raise UserError(
+                    f"{writer.path}:{lineno}: field '{field}': {record.get(field)!r} was written with other settings "
+                    f"than this run's {settings[field]!r}; calibrate into another file (--out) or move this one away"
+                )
+
+
+def rate_histogram(records: list[dict]) -> dict[str, dict[str, int]]:
+    """Per prompt format, how many problems have each sampled pass rate (passed / n)."""
+    out: dict[str, dict[str, int]] = {}
+    for r in records:
+        bucket = out.setdefault(r["prompt_format"], {})
+        key = f"{r['passed']}/{r['n']}"
+        bucket[key] = bucket.get(key, 0) + 1
+    return {fmt: dict(sorted(b.items(), key=lambda kv: int(kv[0].split("/")[0]))) for fmt, b in out.items()}
+
+
+def summarise(records: list[dict], problems: dict[str, dict] | None = None) -> dict:
+    """Mean rate and level counts per prompt format, and per problem source when ``problems`` is given."""
+    out: dict[str, dict] = {}
+    for r in records:
+        groups = [r["prompt_format"]]
+        if problems and r["id"] in problems:
+            groups.append(f"{r['prompt_format']}/{problems[r['id']]['source']}")
+        for g in groups:
+            s = out.setdefault(g, {"problems": 0, "answers": 0, "passed": 0, "levels": [0, 0, 0, 0], "no_code": 0})
+            s["problems"] += 1
+            s["answers"] += r["n"]
+            s["passed"] += r["passed"]
+            s["no_code"] += r["no_code"]
+            s["levels"] = [a + b for a, b in zip(s["levels"], r["levels"], strict=True)]
+    for s in out.values():
+        s["mean_rate"] = round(s["passed"] / s["answers"], 4) if s["answers"] else 0.0
+    return out
+
+
+PROBLEM_SETS = ("bank", "heldout_hard", "humaneval", "seed_train")
+
+
+def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = None) -> list[dict]:
+    """Problems of the named sets in a fixed pseudo-random order (sha256 of the id), so that ``limit`` takes a
+    random sample and a longer run extends a shorter one."""
+    from rrtf_lite import data
+
+    loaders = {
+        "bank": data.load_bank,
+        "heldout_hard": lambda: data.load_seed_problems("heldout"),
+        "humaneval": data.load_humaneval,
+        "seed_train": lambda: data.load_seed_problems("train"),
+    }
+    problems = []
+    for name in names:
+        if name not in loaders:
+            raise UserError(f"unknown problem set {name!r}: choose from {', '.join(PROBLEM_SETS)}")
+        problems += loaders[name]()
+    problems.sort(key=lambda p: hashlib.sha256(p["id"].encode("utf-8")).hexdigest())
+    return problems[:limit] if limit else problems
+
+
+def calibrate(
+    config: RunConfig,
+    problems: list[dict],
+    out_path: str | Path | None = None,
+    n: int | None = None,
+    prompt_formats: tuple[str, ...] = PROMPT_FORMATS,
+    command: str = "",
+) -> dict:
+    """Sample ``n`` answers per problem and format (``config.sampling.k`` by default), grade them, append one
+    line per (problem, format) to ``out_path``; returns (and writes beside it) the summary."""
+    from tqdm.auto import tqdm
+
+    from rrtf_lite import sandbox
+
+    n = n or config.sampling.k
+    for fmt in prompt_formats:
+        if fmt not in PROMPT_FORMATS:
+            raise UserError(f"unknown prompt format {fmt!r}: choose from {', '.join(PROMPT_FORMATS)}")
+    out_path = Path(out_path) if out_path else default_path(config.model.student)
+    settings = settings_of(config, n)
+    s = config.sampling
+    group_size = max(1, s.batch_size // n)
+    started, generated = time.time(), 0
+    with ResumableWriter(out_path, KEY) as writer:
+        _check_settings(writer, settings)
+        # Groups are fixed by position in ``problems`` (so is each group's seed): a resumed run regenerates a
+        # partly written group exactly and writes only its missing lines.
+        plans = [(fmt, [p for p in problems if offers(p, fmt)]) for fmt in prompt_formats]
+        total = sum(len(ps) for _, ps in plans)
+        by_key = {(p["id"], fmt): p for fmt, ps in plans for p in ps}
+        for lineno, record in enumerate(writer.records, 1):
+            problem = by_key.get((record["id"], record["prompt_format"]))
+            if problem is not None and record.get("problem_sha") != problem_digest(problem, record["prompt_format"]):
+                raise UserError(
+                    f"{writer.path}:{lineno}: field 'problem_sha': problem {record['id']!r} changed since it was "
+                    "calibrated (prompt or tests); calibrate into another file (--out) or move this one away"
+                )
+        bar = tqdm(total=total, initial=len(writer), desc="calibrate", unit="problem", mininterval=2.0)
+        generator = None
+        for fmt, fmt_problems in plans:
+            for i in range(0, len(fmt_problems), group_size):
+                group = fmt_problems[i : i + group_size]
+                if all(writer.done((p["id"], fmt)) for p in group):
+                    continue
+                if generator is None:
+                    generator = make_generator(
+                        s.student,
+                        config.model.student,
+                        problems,
+                        config.model.quantization,
+                        config.model.device,
+                        s.batch_size,
+                    )
+                seed = derive_seed(config.seed, "calibrate", fmt, *(p["id"] for p in group))
+                replies = generator.generate(
+                    [build_prompt(p, fmt) for p in group],
+                    Decoding(n, s.temperature, s.top_p, s.max_new_tokens, seed),
+                    **answer_stop_kwargs(generator, group),
+                )
+                jobs, owners = [], []
+                for problem, completions in zip(group, replies, strict=True):
+                    for c in completions:
+                        code = extract_code(c.text, problem.get("entry_point"))
+                        owners.append((problem["id"], code is None, c.n_tokens))
+                        jobs.append(
+                            sandbox.Job(code or "", problem["tests"], problem["entry_point"], config.rank.timeout)
+                        )
+                results = sandbox.run_many(jobs, workers=config.rank.workers, packages=config.rank.sandbox_packages)
+                for problem in group:
+                    if writer.done((problem["id"], fmt)):
+                        continue
+                    mine = [(o, r) for o, r in zip(owners, results, strict=True) if o[0] == problem["id"]]
+                    levels = [0, 0, 0, 0]
+                    for (_, no_code, _), r in mine:
+                        levels[0 if no_code else r.level] += 1
+                    writer.write(
+                        {
+                            "id": problem["id"],
+                            "prompt_format": fmt,
+                            "passed": levels[3],
+                            "problem_sha": problem_digest(problem, fmt),
+                            **settings,
+                            "levels": levels,
+                            "no_code": sum(o[1] for o, _ in mine),
+                            "mean_pass_fraction": round(sum(r.pass_fraction for _, r in mine) / len(mine), 4),
+                            "mean_tokens": round(sum(o[2] for o, _ in mine) / len(mine), 1),
+                        }
+                    )
+                    generated += n
+                    bar.update(1)
+        bar.close()
+        records = list(writer.records)
+    by_id = {p["id"]: p for p in problems}
+    summary = {
+        "file": str(out_path),
+        "command": command,
+        "settings": settings,
+        "prompt_formats": list(prompt_formats),
+        "problems": len({r["id"] for r in records}),
+        "answers_this_run": generated,
+        "seconds_this_run": round(time.time() - started, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine(),
+        "by_format": summarise(records, by_id),
+        "histogram": rate_histogram(records),
+    }
+    if generated or not Path(out_path).with_suffix(".json").exists():
+        write_json(Path(out_path).with_suffix(".json"), summary)
+    return summary
+
+
+def machine() -> dict:
+    """Where a measurement ran: enough to compare two timings."""
+    import importlib.metadata
+    import os
+
+    def version(package: str) -> str | None:
+        try:
+            return importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        **{package: version(package) for package in ("torch", "transformers", "rrtf-lite")},
+    }
