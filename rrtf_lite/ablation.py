@@ -217,10 +217,10 @@ class ArmModel:
     @property
     def generator(self):
         if self._generator is None:
-            from rrtf_lite.evaluate import make_generator
+            from rrtf_lite.evaluate import student_generator
 
             m = self.config.model  # answers end once their code block defining the entry point closes
-            self._generator = make_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
+            self._generator = student_generator(m.student, self.config.eval, self.adapter, m.quantization, m.device)
         return self._generator
 
 

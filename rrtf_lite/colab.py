@@ -10,7 +10,7 @@ No ``--upgrade``, no ``--force-reinstall``.
 
 from __future__ import annotations
 
-import importlib.metadata
+import importlib
 import importlib.util
 import os
 import re
@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rrtf_lite.models import BUNDLED_PACKAGE, BUNDLED_VERSION
+from rrtf_lite.models import BUNDLED_PACKAGE, BUNDLED_VERSION, installed_version
 
 #: Packages whose pins are dropped on Colab: the runtime's own builds must stay.
 KEEP_RUNTIME = ("torch", "torchvision", "torchaudio", "numpy")
@@ -55,13 +55,6 @@ def install_commands(project_dir: str | Path, constraints_file: str | Path) -> l
     ]
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def ensure_installed(project_dir: str | Path | None = None, force_colab: bool = False, dry_run: bool = False) -> str:
     """Make ``rrtf_lite`` and its dependencies importable; return what was done ("local" or "colab").
 
@@ -73,7 +66,7 @@ def ensure_installed(project_dir: str | Path | None = None, force_colab: bool = 
     if not (in_colab() or force_colab):
         spec = importlib.util.find_spec("rrtf_lite")
         where = Path(spec.origin).parent if spec and spec.origin else "?"
-        print(f"rrtf_lite {_version('rrtf-lite') or '(not pip-installed)'} from {where}: nothing to install.")
+        print(f"rrtf_lite {installed_version('rrtf-lite') or '(not pip-installed)'} from {where}: nothing to install.")
         return "local"
     marker = Path(tempfile.gettempdir()) / "rrtf-lite-installed"
     if marker.exists() and not dry_run:
@@ -82,7 +75,7 @@ def ensure_installed(project_dir: str | Path | None = None, force_colab: bool = 
     constraints = project / "constraints.txt"
     filtered = Path(tempfile.gettempdir()) / "rrtf-lite-colab-constraints.txt"
     filtered.write_text(colab_constraints(constraints.read_text(encoding="utf-8")), encoding="utf-8")
-    numpy_before = _version("numpy")
+    numpy_before = installed_version("numpy")
     for command in install_commands(project, filtered):
         print("$ " + " ".join(command[2:]), flush=True)
         if not dry_run:
@@ -90,7 +83,7 @@ def ensure_installed(project_dir: str | Path | None = None, force_colab: bool = 
     importlib.invalidate_caches()
     if project.as_posix() not in sys.path:
         sys.path.insert(0, project.as_posix())
-    if _version("numpy") != numpy_before:
+    if installed_version("numpy") != numpy_before:
         print("numpy changed during the install: Runtime > Restart session, then run the notebook again.")
     if not dry_run:
         marker.write_text("ok")

@@ -12,7 +12,6 @@ training, so what is scored here is built exactly as what was trained on).
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import json
 import logging
 import time
@@ -84,7 +83,7 @@ def harness_sanity_check(problems: list[dict], workers: int = 2, timeout: float 
         is_reference = i % (1 + len(BROKEN_BODIES)) == 0
         passed = result is not None and result.level == 3
         if is_reference and not passed:
-            why = "no usable code after extraction" if program is None else _describe(result)
+            why = "no usable code after extraction" if program is None else _describe_result(result)
             failures.append(f"{p['id']}: the reference solution does not pass ({why})")
         elif not is_reference and passed:
             failures.append(f"{p['id']}: a broken solution ({program.splitlines()[-1].strip()}) passes all tests")
@@ -108,7 +107,7 @@ def harness_sanity_check(problems: list[dict], workers: int = 2, timeout: float 
     }
 
 
-def _describe(result) -> str:
+def _describe_result(result) -> str:
     if result is None:
         return "not run"
     first = next((t for t in result.tests if _get(t, "status") != "pass"), None)
@@ -125,14 +124,9 @@ def _get(obj, name: str):
 # ---------------------------------------------------------------- evaluating one model on one dataset
 def library_versions(packages: tuple[str, ...] = LIBRARIES) -> dict[str, str | None]:
     """Installed versions of ``packages`` (None when missing), recorded next to every result."""
-    return {package: _version(package) for package in packages}
+    from rrtf_lite.models import library_versions as versions
 
-
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    return versions(packages)
 
 
 def decoding_settings(cfg, seed: int = 0) -> dict:
@@ -193,7 +187,7 @@ def _dataset_name(problems: list[dict]) -> str:
     return sources.pop() if len(sources) == 1 else "mixed"
 
 
-def make_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, quantization="none", device=None):
+def student_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, quantization="none", device=None):
     """A local HF generator for the student, with its adapter, at the given precision and device (both phases)."""
     from rrtf_lite.backends import HFGenerator
 
@@ -288,7 +282,7 @@ def evaluate_model(
         done = {r["problem_id"]: r for r in writer.records} if writer is not None else {}
         todo = [p for p in problems if p["id"] not in done]
         if todo and generator is None:
-            generator = make_generator(model_name_or_generator, cfg, adapter_dir)
+            generator = student_generator(model_name_or_generator, cfg, adapter_dir)
         bar = tqdm(total=len(problems), initial=len(done), desc=f"evaluate {label}/{dataset}", unit="problem")
         with bar:
             for begin in range(0, len(todo), max(1, cfg.batch_size)):
@@ -413,7 +407,7 @@ def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, lis
         m = config.model
         model = m.student
         generator = LazyGenerator(
-            functools.partial(make_generator, m.student, cfg, adapter, m.quantization, m.device), model, model
+            functools.partial(student_generator, m.student, cfg, adapter, m.quantization, m.device), model, model
         )
         precision = {"quantization": m.quantization, "device": m.device or "auto"}  # the same for both phases
         adapter_fp = adapter_fingerprint(adapter)

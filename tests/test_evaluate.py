@@ -255,7 +255,7 @@ def test_stage_on_tiny_profile_writes_and_reuses(tmp_path, monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("finished evaluations must be reused, not redone")
 
-    monkeypatch.setattr(ev, "make_generator", no_model)
+    monkeypatch.setattr(ev, "student_generator", no_model)
     again = ev.evaluate(config, run_dir)
     assert again["rows"] == report["rows"]
 
