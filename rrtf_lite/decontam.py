@@ -263,6 +263,30 @@ def find_pairs(
     return sorted(pairs, key=lambda p: (p.check, -p.value, p.a, p.b))
 
 
+def pairs_between(
+    items: list[dict], others: list[dict], thresholds: dict[str, float] | None = None, run_solves: bool = True
+) -> list[NearPair]:
+    """Pairs at or above a threshold that join one of ``items`` to one of ``others`` (nothing within either)."""
+    limits = {**THRESHOLDS, **(thresholds or {})}
+    problems = items + others
+    mine = {p["id"] for p in items}
+
+    def across(pair: NearPair) -> bool:
+        return (pair.a in mine) != (pair.b in mine)
+
+    pairs = entry_point_pairs(problems) + text_pairs(problems, limits["text"]) + ast_pairs(problems, limits["ast"])
+    if run_solves and items and others:
+        types = [call_types(p) for p in problems]
+        candidates = [
+            (i, len(items) + j)
+            for i in range(len(items))
+            for j in range(len(others))
+            if could_share_tests(types[i], types[len(items) + j])
+        ]
+        pairs += solves_pairs(problems, limits["solves"], candidates=candidates)
+    return [p for p in pairs if across(p)]
+
+
 def leak_groups(ids: Iterable[str], pairs: Iterable[NearPair]) -> list[list[str]]:
     """Connected components of the near-pair graph: problems a split must keep together (union-find)."""
     parent = {i: i for i in ids}

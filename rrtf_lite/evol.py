@@ -100,6 +100,7 @@ DROP_REASONS = {
     "teacher_failed_tests": "the test writer's own solution fails its tests",
     "duplicate": "same normalized text as another problem",
     "contaminated": "overlaps HumanEval (data.decontaminate)",
+    "near_evaluated": "near a held-out or validation problem (decontam: entry point, text, AST or solves its tests)",
 }
 MIN_WORDS = 12
 SIMILARITY_LIMIT = 0.9
@@ -430,7 +431,8 @@ class _Tester:
 
 def _final_filters(seeds: list[dict], attempts: list[dict]) -> dict[tuple, str]:
     """Dedupe (normalized text) and decontaminate the kept evolutions; key -> drop reason."""
-    from rrtf_lite.data import decontaminate
+    from rrtf_lite.data import decontaminate, load_problems
+    from rrtf_lite.decontam import pairs_between
 
     seen = {normalize(p["instruction"]) for p in seeds}
     dropped, unique = {}, []
@@ -448,6 +450,13 @@ def _final_filters(seeds: list[dict], attempts: list[dict]) -> dict[tuple, str]:
     for a in unique:
         if a["problem"]["id"] in contaminated_ids:
             dropped[(a["parent_id"], a["round"], a["method"])] = "contaminated"
+    # nothing trained on may be near what is evaluated: the held-out sets and the validation set
+    clean = [a for a in unique if a["problem"]["id"] not in contaminated_ids]
+    evaluated = [p for split in ("validation", "heldout", "heldout_hard") for p in load_problems(split)]
+    near = {x for p in pairs_between([a["problem"] for a in clean], evaluated) for x in (p.a, p.b)}
+    for a in clean:
+        if a["problem"]["id"] in near:
+            dropped[(a["parent_id"], a["round"], a["method"])] = "near_evaluated"
     return dropped
 
 

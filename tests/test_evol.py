@@ -377,3 +377,22 @@ def test_hub_dataset_is_evolved_and_tested_by_the_test_writer(tmp_path, monkeypa
     offline = _config(tmp_path / "offline", **{"data.hub_dataset": str(fixture)})
     with pytest.raises(UserError, match="has no tests"):
         evolve(offline, tmp_path / "offline")
+
+
+def test_final_filters_drop_an_evolution_near_an_evaluated_problem():
+    """An evolved problem that is a held-out problem again (here: its text and reference under another id) never
+    reaches training; a genuinely new one stays."""
+    from rrtf_lite.data import load_seed_problems
+    from rrtf_lite.evol import _final_filters
+
+    seeds = load_seed_problems("train")[:2]
+    held = load_seed_problems("heldout")[0]
+    copy = dict(held, id=f"evol/{seeds[0]['id']}/r1/breadth", parent_id=seeds[0]["id"])
+    fresh = dict(seeds[1], id=f"evol/{seeds[1]['id']}/r1/add_constraints", parent_id=seeds[1]["id"])
+    fresh["instruction"] = fresh["instruction"] + " The input may also be empty, in which case return the default."
+    attempts = [
+        {"status": "kept", "parent_id": seeds[0]["id"], "round": 1, "method": "breadth", "problem": copy},
+        {"status": "kept", "parent_id": seeds[1]["id"], "round": 1, "method": "add_constraints", "problem": fresh},
+    ]
+    dropped = _final_filters(seeds, attempts)
+    assert dropped == {(seeds[0]["id"], 1, "breadth"): "near_evaluated"}
