@@ -30,6 +30,9 @@ SPLIT_NAMES = ("train", "validation", "heldout", "heldout_hard")
 SPLITS = ("all", "train", "heldout")
 
 
+LOOSE_BOOL_TEST = re.compile(r"[=!]=\s*(True|False)\b|\b(True|False)\s*[=!]=")  # `== True` also accepts 1
+
+
 def data_dir() -> Path:
     """The repository's data/ folder, or $RRTF_DATA_DIR."""
     env = os.environ.get("RRTF_DATA_DIR")

@@ -72,6 +72,13 @@ def test_seed_files_have_every_field_explicitly():
                 assert not missing, f"{file}:{lineno}: missing {sorted(missing)}"
 
 
+def test_no_test_accepts_a_wrong_type(seeds):
+    """``assert f(x) == True`` passes for 1 and 1.0; every boolean test says ``is True`` / ``is False``."""
+    problems = seeds + data.load_recorded_evolutions(include_excluded=True) + data.load_bank()
+    loose = [(p["id"], t) for p in problems for t in p["tests"] if data.LOOSE_BOOL_TEST.search(t)]
+    assert not loose, loose[:5]
+
+
 def test_seed_difficulty_mix(seeds):
     counts = Counter(p["difficulty"] for p in seeds)
     share = {d: counts[d] / len(seeds) for d in ("easy", "medium", "hard")}

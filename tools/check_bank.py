@@ -12,15 +12,12 @@ HumanEval uses.
 from __future__ import annotations
 
 import ast
-import re
 import sys
 from pathlib import Path
 
 from rrtf_lite import sandbox
-from rrtf_lite.data import _humaneval_raw, data_dir
+from rrtf_lite.data import LOOSE_BOOL_TEST, _humaneval_raw, data_dir
 from rrtf_lite.records import iter_jsonl
-
-BOOL_EQ = re.compile(r"[=!]=\s*(True|False)\b|\b(True|False)\s*[=!]=")
 
 
 def doctest_asserts(prompt: str, entry_point: str) -> list[str]:
@@ -102,7 +99,7 @@ def check(files: list[Path]) -> list[str]:
             for t in rec["tests"]:
                 if sandbox.checks_nothing(t, ep):
                     defects.append(f"{loc}: test checks nothing: {t}")
-                if BOOL_EQ.search(t):
+                if LOOSE_BOOL_TEST.search(t):
                     defects.append(f"{loc}: compares with == True/False (use `is`): {t}")
             if len(set(rec["tests"])) != len(rec["tests"]):
                 defects.append(f"{loc}: duplicate tests")
