@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+from rrtf_lite.evaluate_report import percent
 from rrtf_lite.records import read_json, write_atomic, write_json
 from rrtf_lite.stats import average_over_seeds, bootstrap_mean, paired_bootstrap, paired_values
 
@@ -283,10 +284,6 @@ def verdict(results: dict) -> list[str]:
     return lines
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}"
-
-
 def _interval(ci) -> str:
     return "" if not ci else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
@@ -313,9 +310,9 @@ def format_markdown(results: dict) -> str:
         for d in datasets:
             e = by_dataset.get(d)
             level = "" if e is None or e.get("mean_level") is None else f", level {e['mean_level']:.2f}"
-            cells.append("" if e is None else f"{_pct(e['pass@1'])} {_interval(e['ci95'])} (n={e['n']}{level})")
+            cells.append("" if e is None else f"{percent(e['pass@1'], '')} {_interval(e['ci95'])} (n={e['n']}{level})")
         shares = [e["no_code_share"] for e in by_dataset.values() if e.get("no_code_share") is not None]
-        cells.append(_pct(sum(shares) / len(shares)) + " %" if shares else "n/a")
+        cells.append(percent(sum(shares) / len(shares)) if shares else "n/a")
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines += [
         "",
@@ -343,7 +340,7 @@ def format_markdown(results: dict) -> str:
         for arm, m in results["margins"].items():
             lo, hi = m["margin_ci95"]
             lines.append(
-                f"| {arm} | {m['margin']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {_pct(m['pair_accuracy'])} % | "
+                f"| {arm} | {m['margin']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {percent(m['pair_accuracy'])} | "
                 f"{m['n_pairs']} | {m['n']} |"
             )
     versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
