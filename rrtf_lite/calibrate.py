@@ -246,18 +246,13 @@ def calibrate(
 
 def machine() -> dict:
     """Where a measurement ran: enough to compare two timings."""
-    import importlib.metadata
     import os
 
-    def version(package: str) -> str | None:
-        try:
-            return importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            return None
+    from rrtf_lite.models import library_versions
 
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        **{package: version(package) for package in ("torch", "transformers", "rrtf-lite")},
+        **library_versions(("torch", "transformers", "rrtf-lite")),
     }

@@ -257,3 +257,33 @@ def test_decontamination_flags_contaminated_problems(seeds):
     assert "entry point 'has_close_elements'" in reasons["bad/1"] and "HumanEval/0" in reasons["bad/1"]
     assert "13-gram with HumanEval/0" in reasons["bad/2"]
     assert data.decontaminate([near], ngram=12)[1], "a 12-word overlap is caught with ngram=12"
+
+
+def test_bank_passes_its_own_checks():
+    """At least 400 bank problems; tools/check_bank.py runs every reference against its tests and its docstring
+    examples in the sandbox and checks the test rules and entry points (exit 0 and "ok" only when all hold)."""
+    import subprocess
+    import sys
+
+    assert len(data.load_bank()) >= 400
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "check_bank.py")], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and done.stdout.startswith("ok:"), done.stdout[-2000:] + done.stderr[-2000:]
+
+
+def test_bank_checker_finds_defects(tmp_path):
+    import subprocess
+    import sys
+
+    good = data.load_bank()[0]
+    bad = dict(good, id="bank/zz1", tests=[*good["tests"][:4], good["tests"][4].replace("assert ", "assert not ")])
+    bad["tests"].append(f"assert {good['entry_point']}({good['tests'][0].split('(', 1)[1].split(')')[0]}) == True")
+    path = tmp_path / "part_z.jsonl"
+    path.write_text(json.dumps(bad) + "\n")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "check_bank.py"), str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 1
+    assert "reference fails its tests" in done.stdout and "== True" in done.stdout
+    assert f"entry point {good['entry_point']!r} is also {good['id']}'s" in done.stdout
