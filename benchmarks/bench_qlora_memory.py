@@ -97,9 +97,11 @@ def main() -> None:
     parser.add_argument("--cap-gb", type=float, help="hard GPU memory cap (e.g. 15 to act like a T4): OOM beyond it")
     args = parser.parse_args()
 
+    import datasets
+
     from rrtf_lite.config import TrainConfig
     from rrtf_lite.models import DeviceInfo, pick_device
-    from rrtf_lite.train import ListDataset, RankCollator, RRTFTrainer, training_arguments
+    from rrtf_lite.train import RankCollator, RRTFTrainer, training_arguments
 
     info = pick_device()
     cuda = info.device == "cuda"
@@ -127,7 +129,7 @@ def main() -> None:
         trainer = RRTFTrainer(
             model=model,
             args=training_arguments(tc, Path(tmp) / "out", t4_like, logging_steps=1),
-            train_dataset=ListDataset(features),
+            train_dataset=datasets.Dataset.from_list(features),
             data_collator=RankCollator(pad_token_id=0),
             mode="pair",
         )

@@ -93,17 +93,6 @@ def tokenize_groups(
     return features, stats
 
 
-class ListDataset(torch.utils.data.Dataset):
-    def __init__(self, items: list[dict]):
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
-
-
 @dataclass
 class RankCollator:
     """Groups -> one padded batch of G*K rows (right padding), labels -100 outside the responses.
@@ -283,11 +272,13 @@ def training_arguments(train_config, output_dir: Path, device_info=None, args_cl
 def build_trainer(
     model, tokenizer, features: list[dict], train_config, output_dir: Path, device_info=None, **overrides
 ) -> RRTFTrainer:
+    import datasets
+
     args = training_arguments(train_config, output_dir, device_info, **overrides)
     return RRTFTrainer(
         model=model,
         args=args,
-        train_dataset=ListDataset(features),
+        train_dataset=datasets.Dataset.from_list(features),
         data_collator=RankCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
         mode=train_config.mode,
