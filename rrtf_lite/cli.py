@@ -68,6 +68,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(ablate)
     ablate.add_argument("--out", help="results JSON (default: <run-dir>/ablation.json); the .md goes next to it")
+    calib = sub.add_parser(
+        "calibrate",
+        help="the student's sampled pass rate per problem and prompt format (data/calibration/<model>.jsonl)",
+        description="Sample n answers per problem with the sampling settings training uses, grade them in the "
+        "sandbox, and append one line per problem and prompt format; resumes where it stopped.",
+    )
+    _add_config_args(calib)
+    calib.add_argument(
+        "--sets", default="bank,heldout_hard", help="comma list of bank, heldout_hard, humaneval, seed_train"
+    )
+    calib.add_argument("--formats", default="humaneval,instruction", help="comma list of prompt formats to measure")
+    calib.add_argument("--n", type=int, default=None, help="answers per problem (default: sampling.k)")
+    calib.add_argument("--limit", type=int, default=None, help="only the first N problems in a fixed random order")
+    calib.add_argument("--out", default=None, help="JSONL file (default: data/calibration/<model>.jsonl)")
     doctor = sub.add_parser("doctor", help="versions, device, cache, and a short generation from the default model")
     doctor.add_argument("--model", default=None, help="model to try (default: the cpu profile's student)")
     _add_verbosity(doctor)
@@ -127,6 +141,14 @@ def main(argv: list[str] | None = None) -> int:
             import yaml
 
             print(yaml.safe_dump(config.to_dict(), sort_keys=False), end="")
+            return 0
+        if args.command == "calibrate":
+            from rrtf_lite.calibrate import calibrate, load_problem_sets
+
+            problems = load_problem_sets(args.sets.split(","), args.limit)
+            command = " ".join(["rrtf-lite", *(argv or sys.argv[1:])])
+            summary = calibrate(config, problems, args.out, args.n, tuple(args.formats.split(",")), command)
+            print(json.dumps({k: summary[k] for k in ("file", "problems", "seconds_this_run", "by_format")}, indent=2))
             return 0
         if args.command == "ablate":
             from rrtf_lite.ablation import ablate

@@ -74,7 +74,7 @@ class BackendConfig:
 
 @dataclass
 class DataConfig:
-    seed_split: str = "train"  # seed problems that enter the pipeline: train | heldout | all
+    seed_split: str = "train"  # problems that enter the pipeline: train | heldout | all (seed set) | train_frontier
     max_problems: int | None = 12  # cap (None: all)
     hub_dataset: str | None = None  # e.g. "sahil2801/CodeAlpaca-20k" when a hub is reachable
 

@@ -93,6 +93,25 @@ def _split_index() -> dict[str, str]:
     return _SPLIT_CACHE[key]
 
 
+PIPELINE_SPLITS = ("train", "heldout", "all", "train_frontier")
+
+
+def pipeline_problems(split: str) -> list[dict]:
+    """The problems a run starts from (``data.seed_split``): "train", "heldout" or "all" of the seed files, sorted
+    by id, or "train_frontier": the train problems the student solves sometimes (data/splits.json), in a fixed
+    random order so that ``data.max_problems`` takes a sample across topics."""
+    if split not in PIPELINE_SPLITS:
+        raise UserError(f"data.seed_split must be one of {', '.join(PIPELINE_SPLITS)}, got {split!r}")
+    if split != "train_frontier":
+        return load_seed_problems(split)
+    problems = load_problems("train_frontier")
+    if not problems:
+        raise UserError(
+            f"{data_dir() / 'splits.json'} lists no train_frontier problems: run python -m rrtf_lite.splits"
+        )
+    return sorted(problems, key=lambda p: hashlib.sha256(p["id"].encode("utf-8")).hexdigest())
+
+
 def load_problems(split: str = "all") -> list[dict]:
     """Seed, held-out and bank problems of one split of data/splits.json (or every one of them: "all"; excluded
     problems only there), sorted by id. "train_frontier": the train problems the student solves sometimes."""

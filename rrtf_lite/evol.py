@@ -586,7 +586,7 @@ class _Evolution:
 
 def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
     """Seed problems + Evol-Instruct rounds -> ``run_dir/problems.jsonl`` (see the module docstring)."""
-    from rrtf_lite.data import data_fingerprint, load_seed_problems
+    from rrtf_lite.data import data_fingerprint, pipeline_problems
     from rrtf_lite.records import ResumableWriter, write_json, write_jsonl
     from rrtf_lite.stages import finish_stage, open_stage
 
@@ -602,7 +602,7 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         raise UserError(f"Unknown evolution method(s) {unknown}: choose from {', '.join(EVOL_METHODS)}.")
     if evol.rounds > 0 and evol.evolver.kind == "reference":
         raise UserError("evol.evolver cannot be 'reference' (it only answers known problems): use hf or openai.")
-    seeds = load_seed_problems(config.data.seed_split)[: config.data.max_problems]
+    seeds = pipeline_problems(config.data.seed_split)[: config.data.max_problems]
     evolution = _Evolution(config, seeds, _hub_instructions(config))
 
     # rounds: each evolves the previous round's survivors (topped up from the pool), in resumable batches

@@ -37,6 +37,9 @@ def test_lines_per_format_resume_and_summary(tmp_path, problems):
     assert [r["prompt_format"] for r in lines if r["id"] == problems[2]["id"]] == ["instruction"]
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["histogram"]["humaneval"] and side["machine"]["cpus"] and side["settings"]["n"] == 2
+    assert side["format_comparison"]["problems"] == 2  # the two problems measured in both formats
+    page = out.with_suffix(".md").read_text()
+    assert "| humaneval |" in page and "rrtf_lite.calibrate" in page
     assert cal.calibrate(config, problems, out, n=2)["answers_this_run"] == 0  # nothing left to do
 
 
