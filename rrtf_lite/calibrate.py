@@ -32,7 +32,7 @@ from rrtf_lite.records import ResumableWriter, write_atomic, write_json
 log = logging.getLogger(__name__)
 
 KEY = ("id", "prompt_format")
-SETTINGS = ("model", "n", "temperature", "top_p", "max_new_tokens", "seed")  # what a line's rate depends on
+SETTINGS = ("model", "sampler", "n", "temperature", "top_p", "max_new_tokens", "seed")  # what a rate depends on
 RATE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -63,6 +63,7 @@ def settings_of(config: RunConfig, n: int) -> dict:
     s = config.sampling
     return {
         "model": config.model.student,
+        "sampler": s.student.kind,  # hf or vllm: the same distribution in principle, other numerics in practice
         "n": n,
         "temperature": s.temperature,
         "top_p": s.top_p,
