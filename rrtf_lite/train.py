@@ -208,6 +208,9 @@ def setup_model(model_name: str, train_config, dtype: torch.dtype | None = None)
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         if checkpointing:
             model.enable_input_require_grads()  # frozen embeddings: checkpointed blocks still need a grad path
+        from transformers import set_seed
+
+        set_seed(train_config.seed)  # the adapter's start weights follow train.seed, not what ran before
         return get_peft_model(model, lora_config(train_config)), tokenizer
 
 

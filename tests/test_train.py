@@ -162,6 +162,20 @@ def test_qlora_uses_4bit_base():
     assert model.config.quantization_config.bnb_4bit_quant_storage == torch.uint8  # the default when not sharded
 
 
+def test_train_seed_sets_the_adapter_start_weights():
+    """Two arms with the same train.seed start from the same adapter, whatever ran before them in the process."""
+    from rrtf_lite.train import setup_model
+
+    def lora_a(seed: int, noise: int) -> torch.Tensor:
+        torch.manual_seed(noise)
+        torch.rand(noise + 1)  # another RNG state, as an earlier arm or a resume leaves it
+        model, _ = setup_model("tiny-random", tiny_config(finetune="lora", seed=seed).train)
+        return next(p for n, p in model.named_parameters() if "lora_A" in n).detach().clone()
+
+    assert torch.equal(lora_a(0, 1), lora_a(0, 7))
+    assert not torch.equal(lora_a(0, 1), lora_a(1, 1))
+
+
 @pytest.mark.parametrize("env", [{"ACCELERATE_USE_FSDP": "true"}, {"ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}])
 def test_qlora_under_fsdp_or_zero3_stores_4bit_in_the_compute_dtype(monkeypatch, env):
     """FSDP and ZeRO-3 can only shard 4-bit weights stored in a float dtype."""
