@@ -255,11 +255,7 @@ def evaluate_phase(arm_model: ArmModel, problems, cfg, folder: Path, dataset: st
 def load_problems(config: RunConfig) -> dict[str, list[dict]]:
     from rrtf_lite.evaluate import load_datasets
 
-    datasets = load_datasets(config)
-    unknown = [d for d in config.ablation.datasets if d not in datasets]
-    if unknown:
-        raise UserError(f"Unknown ablation dataset(s) {unknown}: choose from {', '.join(datasets)}.")
-    return {name: datasets[name] for name in config.ablation.datasets}
+    return load_datasets(config, config.ablation.datasets)
 
 
 def ablate(config: RunConfig, out: str | Path | None = None, command: str | None = None) -> dict:

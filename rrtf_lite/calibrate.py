@@ -13,7 +13,6 @@ with another temperature, n, seed, ... is an error naming the file, line and fie
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import platform
@@ -28,6 +27,7 @@ from rrtf_lite.errors import UserError
 from rrtf_lite.programs import extract_code
 from rrtf_lite.prompts import PROMPT_FORMATS, build_prompt
 from rrtf_lite.records import ResumableWriter, write_atomic, write_json
+from rrtf_lite.stages import digest
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ def offers(problem: dict, prompt_format: str) -> bool:
 def problem_digest(problem: dict, prompt_format: str) -> str:
     """What a line's rate depends on in the problem itself: the prompt the student saw and the tests it ran."""
     text = json.dumps([build_prompt(problem, prompt_format), problem["tests"], problem["entry_point"]])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    return digest(text)[:16]
 
 
 def settings_of(config: RunConfig, n: int) -> dict:
@@ -130,7 +130,7 @@ def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = No
         if name not in loaders:
             raise UserError(f"unknown problem set {name!r}: choose from {', '.join(PROBLEM_SETS)}")
         problems += loaders[name]()
-    problems.sort(key=lambda p: hashlib.sha256(p["id"].encode("utf-8")).hexdigest())
+    problems = data.stable_order(problems)
     return problems[:limit] if limit else problems
 
 

@@ -160,8 +160,11 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    # what the evaluate stage measures: humaneval and/or splits of data/splits.json (heldout: the calibrated
+    # held-out bank problems; heldout_hard: the old held-out set; validation; train)
+    datasets: list[str] = field(default_factory=lambda: ["humaneval", "heldout"])
     humaneval_limit: int | None = 16  # None: all 164
-    heldout_limit: int | None = 24  # None: the whole held-out split of the seed problems
+    heldout_limit: int | None = 24  # cap on each split dataset, a fixed random sample (None: all of it)
     max_new_tokens: int = 256
     batch_size: int = 8
     n_samples: int = 1  # 1: greedy pass@1; >1: sampled, pass@k for k in ks

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UserError
@@ -93,6 +94,14 @@ def _split_index() -> dict[str, str]:
     return _SPLIT_CACHE[key]
 
 
+def stable_order(problems: Iterable[dict], salt: str = "") -> list[dict]:
+    """Problems in a fixed pseudo-random order (sha256 of salt + id): a prefix is a random sample that a longer
+    prefix extends, the same on every machine and run."""
+    from rrtf_lite.stages import digest
+
+    return sorted(problems, key=lambda p: digest(salt + p["id"]))
+
+
 PIPELINE_SPLITS = ("train", "heldout", "all", "train_frontier")
 
 
@@ -109,7 +118,7 @@ def pipeline_problems(split: str) -> list[dict]:
         raise UserError(
             f"{data_dir() / 'splits.json'} lists no train_frontier problems: run python -m rrtf_lite.splits"
         )
-    return sorted(problems, key=lambda p: hashlib.sha256(p["id"].encode("utf-8")).hexdigest())
+    return stable_order(problems)
 
 
 def load_problems(split: str = "all") -> list[dict]:

@@ -17,6 +17,7 @@ import logging
 import time
 from pathlib import Path
 
+from rrtf_lite.errors import UserError
 from rrtf_lite.evaluate_report import LIBRARIES, build_report, format_report_table, write_report  # noqa: F401 (CLI)
 from rrtf_lite.models import library_versions
 from rrtf_lite.programs import build_program, code_from_text, program_from_text
@@ -365,16 +366,29 @@ def summarize(results: list[dict], cfg, **fields) -> dict:
 
 
 # ---------------------------------------------------------------- the stage
-def load_datasets(config) -> dict[str, list[dict]]:
-    """HumanEval and the held-out seed problems, each capped by the eval config's limits."""
-    from rrtf_lite.data import load_humaneval, load_seed_problems
+EVAL_DATASETS = ("humaneval", "heldout", "heldout_hard", "validation", "train")
 
-    heldout = load_seed_problems(split="heldout")
-    limit = config.eval.heldout_limit
-    return {
-        "humaneval": load_humaneval(limit=config.eval.humaneval_limit),
-        "heldout": heldout[:limit] if limit is not None else heldout,
-    }
+
+def load_datasets(config, names: list[str] | None = None) -> dict[str, list[dict]]:
+    """The datasets ``names`` (default ``eval.datasets``): HumanEval (``eval.humaneval_limit`` problems) and splits
+    of data/splits.json, each a fixed random sample of ``eval.heldout_limit`` problems (sha256 order of the ids)."""
+    from rrtf_lite.data import load_humaneval, load_problems, stable_order
+
+    names = list(names if names is not None else config.eval.datasets)
+    unknown = [n for n in names if n not in EVAL_DATASETS]
+    if unknown:
+        raise UserError(f"Unknown dataset(s) {unknown}: choose from {', '.join(EVAL_DATASETS)}.")
+    out = {}
+    for name in names:
+        if name == "humaneval":
+            out[name] = load_humaneval(limit=config.eval.humaneval_limit)
+            continue
+        problems = stable_order(load_problems(name))
+        if not problems:
+            raise UserError(f"data/splits.json has no {name!r} problems: run python -m rrtf_lite.splits")
+        limit = config.eval.heldout_limit
+        out[name] = problems[:limit] if limit is not None else problems
+    return out
 
 
 def evaluate(config, run_dir: Path, force: bool = False, datasets: dict[str, list[dict]] | None = None) -> dict:

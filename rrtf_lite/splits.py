@@ -18,12 +18,12 @@ dealt in a fixed pseudo-random order, so each split gets the same mix of rates.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
 
 from rrtf_lite.decontam import NearPair, crossing, find_pairs, leak_groups
+from rrtf_lite.stages import digest
 
 HELDOUT_MIN, VALIDATION_MIN = 150, 50
 HELDOUT_RATE = (0.15, 0.60)
@@ -31,7 +31,7 @@ SPLIT_NAMES = ("train", "validation", "heldout", "heldout_hard")
 
 
 def _order(key: str, seed: int) -> str:
-    return hashlib.sha256(f"{seed}/{key}".encode()).hexdigest()
+    return digest(f"{seed}/{key}")
 
 
 def load_rates(path: str | Path, prompt_format: str) -> dict[str, float]:
@@ -93,8 +93,8 @@ def deal(
             name: round(target * weight[k] / total)
             for name, target in (("heldout", heldout), ("validation", validation))
         }
-        for g in members:
-            name = next((n for n in ("heldout", "validation") if quota[n] > 0), "train")
+        for g in members:  # a group goes whole where it fits (a big cluster of look-alikes stays in train)
+            name = next((n for n in ("heldout", "validation") if quota[n] > 0 and len(g) <= quota[n] + 1), "train")
             out[name] += g
             if name != "train":
                 quota[name] -= len(g)

@@ -305,3 +305,20 @@ def test_a_retrained_adapter_makes_old_results_stale(tmp_path):
     assert piece.open(retrained, outputs=[summary], done=[summary]) == stages.REDO
     assert not summary.exists()  # the stale summary is gone, never read as a result
     assert ev.trained_model_dir(tmp_path / "nothing") is None
+
+
+def test_datasets_by_name_are_fixed_samples_of_the_splits():
+    from rrtf_lite.data import load_problems
+    from rrtf_lite.errors import UserError
+
+    config = load_config("tiny", overrides={"eval.heldout_limit": 5, "eval.humaneval_limit": 2})
+    got = ev.load_datasets(config, ["humaneval", "heldout", "heldout_hard"])
+    assert list(got) == ["humaneval", "heldout", "heldout_hard"] and len(got["humaneval"]) == 2
+    for name in ("heldout", "heldout_hard"):
+        ids = {p["id"] for p in load_problems(name)}
+        assert len(got[name]) == 5 and {p["id"] for p in got[name]} <= ids
+    again = ev.load_datasets(config, ["heldout"])["heldout"]
+    assert [p["id"] for p in again] == [p["id"] for p in got["heldout"]]  # the same sample every time
+    assert list(ev.load_datasets(config)) == config.eval.datasets
+    with pytest.raises(UserError, match="Unknown dataset"):
+        ev.load_datasets(config, ["test"])

@@ -55,3 +55,13 @@ def test_committed_splits_partition_the_data():
     every = {p["id"] for p in data.load_seed_problems() + data.load_bank()}
     assert set(listed) | set(committed.get("excluded", {})) == every
     assert set(committed.get("train_frontier", [])) <= set(committed["train"])
+
+
+def test_pipeline_problems_and_split_lookup():
+    committed = data.load_splits()
+    frontier = data.pipeline_problems("train_frontier") if committed.get("train_frontier") else []
+    assert {p["id"] for p in frontier} == set(committed.get("train_frontier", []))
+    assert [p["id"] for p in data.pipeline_problems("train")] == [p["id"] for p in data.load_seed_problems("train")]
+    assert data.split_of("evol/seed/a001/r1/breadth") == data.split_of("seed/a001")
+    for name in splits.SPLIT_NAMES:
+        assert all(data.split_of(i) == name for i in committed[name][:20])
