@@ -171,7 +171,8 @@ def trained_model_dir(run_dir: Path) -> Path | None:
 
 
 def _fingerprint(model: str, adapter_fp: str | None, decoding: dict) -> str:
-    """What every per-problem record carries: a record made with another model, adapter or decoding is redone."""
+    """What every per-problem record carries: a record made with another model, adapter, decoding, timeout or
+    tests is redone."""
     from rrtf_lite.stages import digest
 
     return digest(json.dumps({"model": model, "adapter": adapter_fp, "decoding": decoding}, sort_keys=True))[:16]
@@ -253,6 +254,7 @@ def evaluate_model(
     from tqdm.auto import tqdm
 
     from rrtf_lite.records import EVAL_KEY, ResumableWriter
+    from rrtf_lite.stages import digest
 
     start = time.perf_counter()
     dataset = dataset or _dataset_name(problems)
@@ -265,7 +267,9 @@ def evaluate_model(
         model = model or getattr(generator, "name", None) or type(generator).__name__
     decoding = decoding_settings(cfg, seed)
     adapter = str(adapter_dir) if adapter_dir is not None else None
-    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), {**decoding, **(precision or {})})
+    # what a record's score depends on besides the answer: the grading (timeout) and the problems' tests
+    grading = {"timeout": cfg.timeout, "tests": digest(json.dumps([(p["id"], p["tests"]) for p in problems]))}
+    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), {**decoding, **(precision or {}), **grading})
 
     writer = ResumableWriter(records_path, EVAL_KEY, kind="eval") if records_path else None
     try:

@@ -222,6 +222,18 @@ def test_results_are_written_incrementally_and_resumed(humaneval20, tmp_path):
     out = ev.evaluate_model(again, problems, small_cfg(batch_size=2), records_path=path)
     assert again.calls == 2 and out["summary"]["solved"] == 6
     assert len(path.read_text().splitlines()) == 6
+    # records graded with another timeout, or against other tests, are redone, never reused
+    for changed_problems, cfg in (
+        (problems, small_cfg(batch_size=2, timeout=5.0)),
+        (_one_test_less(problems), small_cfg(batch_size=2)),
+    ):
+        fresh = Scripted(problems, canonical)
+        ev.evaluate_model(fresh, changed_problems, cfg, records_path=path)
+        assert fresh.calls == 3, "stale records were reused"
+
+
+def _one_test_less(problems: list[dict]) -> list[dict]:
+    return [dict(p, tests=p["tests"][:-1]) if i == 0 else p for i, p in enumerate(problems)]
 
 
 # ---------------------------------------------------------------- the stage
