@@ -92,14 +92,12 @@ def rate_histogram(records: list[dict]) -> dict[str, dict[str, int]]:
     return {fmt: dict(sorted(b.items(), key=lambda kv: int(kv[0].split("/")[0]))) for fmt, b in out.items()}
 
 
-def summarise(records: list[dict], problems: dict[str, dict] | None = None) -> dict:
-    """Mean rate and level counts per prompt format, and per problem source when ``problems`` is given."""
+def summarise(records: list[dict]) -> dict:
+    """Mean rate and level counts per prompt format, and per format and problem set (the id's first part:
+    bank, heldout, seed, HumanEval)."""
     out: dict[str, dict] = {}
     for r in records:
-        groups = [r["prompt_format"]]
-        if problems and r["id"] in problems:
-            groups.append(f"{r['prompt_format']}/{problems[r['id']]['source']}")
-        for g in groups:
+        for g in (r["prompt_format"], f"{r['prompt_format']}/{r['id'].split('/')[0]}"):
             s = out.setdefault(g, {"problems": 0, "answers": 0, "passed": 0, "levels": [0, 0, 0, 0], "no_code": 0})
             s["problems"] += 1
             s["answers"] += r["n"]
@@ -119,9 +117,17 @@ def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = No
     random sample and a longer run extends a shorter one."""
     from rrtf_lite import data
 
+    def heldout_hard() -> list[dict]:  # the hash rule's held-out problems and what data/splits.json adds to them
+        listed = {p["id"] for p in data.load_problems("heldout_hard")}
+        return [
+            p
+            for p in data.load_seed_problems() + data.load_bank()
+            if p["id"] in listed or data.held_out_by_rule(p["id"])
+        ]
+
     loaders = {
         "bank": data.load_bank,
-        "heldout_hard": lambda: data.load_seed_problems("heldout"),
+        "heldout_hard": heldout_hard,
         "humaneval": data.load_humaneval,
         "seed_train": lambda: data.load_seed_problems("train"),
     }
@@ -130,7 +136,7 @@ def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = No
         if name not in loaders:
             raise UserError(f"unknown problem set {name!r}: choose from {', '.join(PROBLEM_SETS)}")
         problems += loaders[name]()
-    problems = data.stable_order(problems)
+    problems = data.stable_order({p["id"]: p for p in problems}.values())
     return problems[:limit] if limit else problems
 
 
@@ -277,7 +283,6 @@ def calibrate(
                     bar.update(1)
         bar.close()
         records = list(writer.records)
-    by_id = {p["id"]: p for p in problems}
     summary = {
         "file": str(out_path),
         "command": command,
@@ -288,7 +293,7 @@ def calibrate(
         "seconds_this_run": round(time.time() - started, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(),
-        "by_format": summarise(records, by_id),
+        "by_format": summarise(records),
         "histogram": rate_histogram(records),
         "format_comparison": compare_formats(records),
     }

@@ -10,7 +10,8 @@ SYSTEM_HINT = "Answer with a single Python code block that defines the requested
 
 # "humaneval": a problem that has a HumanEval-style ``prompt`` (signature + docstring with examples) is shown
 # that prompt to complete; the others their instruction. "instruction": always the prose instruction and the
-# signature. Every stage uses PROMPT_FORMAT; `rrtf-lite calibrate` measures both (data/calibration/README.md).
+# signature. Every stage uses PROMPT_FORMAT: "humaneval", the format in which the bundled student solved more in
+# the paired comparison of data/calibration/smollm2-135m-instruct.md (a difference within its interval there).
 PROMPT_FORMATS = ("humaneval", "instruction")
 PROMPT_FORMAT = "humaneval"
 
