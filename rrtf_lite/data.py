@@ -67,10 +67,14 @@ def split_of(problem_id: str) -> str:
     if problem_id.startswith("evol/"):
         parent = problem_id[len("evol/") :].rsplit("/r", 1)[0]
         return split_of(parent)
-    if problem_id.startswith(HELDOUT_PREFIX):  # written to be held out (data/heldout/): never trained on
-        return "heldout_hard"
-    h = int(hashlib.sha256(problem_id.encode("utf-8")).hexdigest(), 16)
-    return "heldout_hard" if h % 100 < HELDOUT_PERCENT else "train"
+    return "heldout_hard" if held_out_by_rule(problem_id) else "train"
+
+
+def held_out_by_rule(problem_id: str) -> bool:
+    """HASH_RULE: written to be held out (data/heldout/), or the id's sha256 falls in the held-out 20 %."""
+    if problem_id.startswith(HELDOUT_PREFIX):
+        return True
+    return int(hashlib.sha256(problem_id.encode("utf-8")).hexdigest(), 16) % 100 < HELDOUT_PERCENT
 
 
 def load_splits(path: str | os.PathLike | None = None) -> dict:
@@ -175,17 +179,18 @@ def load_recorded_evolutions(path: str | os.PathLike | None = None, include_excl
     """Evolved problems written ahead of time (``data/evol_recorded``): each ``instruction`` is the evolver's
     reply ("Function: name(args)" then the task), each with its own reference solution and tests.
 
-    Every parent is a *train* seed problem, and an evolution that data/splits.json excludes (a near-duplicate
-    of something held out) is left out unless ``include_excluded``: held-out problems never leak into training
-    through evolution.
+    Every parent is a seed problem the hash rule trains on; an evolution that data/splits.json excludes (a
+    near-duplicate of something evaluated), or whose parent is no longer in train there, is left out unless
+    ``include_excluded``: held-out problems never leak into training through evolution.
     """
     root = Path(path) if path is not None else data_dir() / "evol_recorded"
     records = []
     for file in [root] if root.is_file() else sorted(root.glob("*.jsonl")):
         for lineno, rec in iter_jsonl(file, "problem"):
-            if not rec.get("parent_id") or split_of(rec["parent_id"]) != "train":
+            if not rec.get("parent_id") or held_out_by_rule(rec["parent_id"]):
                 raise UserError(f"{file}:{lineno}: parent_id {rec.get('parent_id')!r} is not a train seed problem")
-            if include_excluded or split_of(rec["id"]) != "excluded":
+            # an evolution near something evaluated, or of a parent that is (data/splits.json), is left out
+            if include_excluded or (split_of(rec["id"]) != "excluded" and split_of(rec["parent_id"]) == "train"):
                 records.append(rec)
     return sorted(records, key=lambda r: r["id"])
 

@@ -7,7 +7,9 @@ Four lists of problem ids:
 - ``validation``: bank problems drawn the same way, for choosing settings (never the held-out set);
 - ``heldout_hard``: the problems written to be held out before the bank existed (``data/heldout`` and the seed
   problems the hash rule holds out), reported apart: the student almost never solves them;
-- ``train``: everything else (seed and bank problems), which training may use.
+- ``train``: everything else (seed and bank problems), which training may use; ``train_frontier`` lists its
+  problems the student solved at least once in its calibration (where its answers reach every level and the
+  teacher's tie-break can fire).
 
 Near-duplicates (``decontam.find_pairs`` over the seed, held-out, bank and recorded-evolution problems and
 HumanEval) are joined into groups that land on one side: a group that touches ``heldout_hard`` goes there
@@ -26,7 +28,10 @@ from rrtf_lite.decontam import NearPair, crossing, find_pairs, leak_groups
 from rrtf_lite.stages import digest
 
 HELDOUT_MIN, VALIDATION_MIN = 150, 50
-HELDOUT_RATE = (0.15, 0.60)
+HELDOUT_RATE = (0.15, 0.60)  # the held-out set's mean calibrated rate must lie here
+# what ``deal`` aims for: above the bottom of the range, since n=4 rates selected as non-zero regress towards the
+# bank's mean when the base student is measured again
+HELDOUT_TARGET = (0.17, 0.60)
 SPLIT_NAMES = ("train", "validation", "heldout", "heldout_hard")
 
 
@@ -55,7 +60,7 @@ def deal(
     heldout: int,
     validation: int,
     seed: int = 0,
-    rate_range: tuple[float, float] = HELDOUT_RATE,
+    rate_range: tuple[float, float] = HELDOUT_TARGET,
 ) -> dict[str, list[str]]:
     """Deal whole groups of bank ids into heldout / validation / train, stratified by calibrated rate.
 
@@ -98,6 +103,19 @@ def deal(
             out[name] += g
             if name != "train":
                 quota[name] -= len(g)
+    # rounding and whole groups can leave a split short: top it up from what went to train, never solved first
+    # (that keeps the frontier the stratified deal gave each split, and some for training)
+    spare = sorted(
+        (g for g in (x for members in strata.values() for x in members) if g[0] in set(out["train"])),
+        key=lambda g: (sum(rates[i] for i in g) > 0, _order(g[0], seed)),
+    )
+    for name, target in (("heldout", heldout), ("validation", validation)):
+        for g in list(spare):
+            if len(out[name]) >= target:
+                break
+            out[name] += g
+            out["train"] = [i for i in out["train"] if i not in set(g)]
+            spare.remove(g)
     out["train"] += [i for g in unrated for i in g]
     return {k: sorted(v) for k, v in out.items()}
 
@@ -127,7 +145,9 @@ def build_splits(
         kinds = {kind[i] for i in g}
         if "humaneval" in kinds:  # HumanEval is evaluated: nothing near it is trained on or counted twice
             for i in g:
-                if kind[i] != "humaneval":
+                if i in old_heldout:  # evaluated apart already: stays where it was
+                    split[i] = "heldout_hard"
+                elif kind[i] != "humaneval":
                     excluded[i] = "near " + ", ".join(j for j in g if kind[j] == "humaneval")
             continue
         if any(i in old_heldout for i in g):  # near something held out since before the bank: held out with it
@@ -186,9 +206,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from rrtf_lite import data
     from rrtf_lite.calibrate import default_path
-    from rrtf_lite.decontam import THRESHOLDS
+    from rrtf_lite.decontam import SOLVES_TIMEOUT, THRESHOLDS, statement
     from rrtf_lite.prompts import PROMPT_FORMAT
-    from rrtf_lite.records import write_json
+    from rrtf_lite.records import read_jsonl, write_json, write_jsonl
 
     parser = argparse.ArgumentParser(prog="python -m rrtf_lite.splits", description=main.__doc__)
     parser.add_argument("--calibration", default=str(default_path("smollm2-135m-instruct")))
@@ -196,16 +216,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=int, default=HELDOUT_MIN + 10)
     parser.add_argument("--validation", type=int, default=VALIDATION_MIN + 10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--reuse-pairs",
+        action="store_true",
+        help="reuse data/decontamination_pairs.jsonl if the problems are unchanged",
+    )
     args = parser.parse_args(argv)
     started = time.time()
     seeds, bank = data.load_seed_problems(), data.load_bank()
-    old = json.loads((data.data_dir() / "splits.json").read_text()).get("heldout_hard", [])
-    old_heldout = set(old) or {p["id"] for p in seeds if data.split_of(p["id"]) == "heldout_hard"}
+    old_heldout = {p["id"] for p in seeds if data.held_out_by_rule(p["id"])}
     evolutions, humaneval = data.load_recorded_evolutions(include_excluded=True), data.load_humaneval()
     rates = load_rates(args.calibration, args.prompt_format)
     report_limits = {"text": 0.3, "ast": 0.4, "solves": 0.5}  # lower, to report the nearest pairs below the bar
     everything = seeds + bank + evolutions + humaneval
-    near = find_pairs(everything, report_limits, progress=True)
+    pairs_path = data.data_dir() / "decontamination_pairs.jsonl"
+    checked = digest(json.dumps([[p["id"], p["tests"], p.get("reference_solution"), statement(p)] for p in everything]))
+    checked = digest(checked + json.dumps([report_limits, THRESHOLDS, SOLVES_TIMEOUT]))
+    cached = read_jsonl(pairs_path) if args.reuse_pairs and pairs_path.exists() else []
+    if cached and cached[0].get("problems_digest") == checked:
+        near = [NearPair(**{k: v for k, v in r.items() if k != "problems_digest"}) for r in cached[1:]]
+    else:  # the slow part: about 58k reference-on-tests runs in the sandbox
+        near = find_pairs(everything, report_limits, progress=True)
+        write_jsonl(pairs_path, [{"problems_digest": checked}] + [p.to_dict() for p in near])
     flagged = [p for p in near if p.check == "entry_point" or p.value >= THRESHOLDS[p.check]]
     result = build_splits(
         seeds, old_heldout, bank, evolutions, humaneval, rates, args.heldout, args.validation, args.seed, flagged
@@ -224,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "mean_rate": {name: mean_rate(result[name], rates) for name in ("train", "validation", "heldout")},
         **{name: result[name] for name in SPLIT_NAMES},
-        "train_frontier": sorted(i for i in result["train"] if i in rates and frontier(rates[i])),
+        "train_frontier": sorted(i for i in result["train"] if rates.get(i, 0.0) > 0),
         "excluded": result["excluded"],
     }
     write_json(data.data_dir() / "splits.json", splits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rrtf_lite import data, splits
@@ -55,6 +56,22 @@ def test_committed_splits_partition_the_data():
     every = {p["id"] for p in data.load_seed_problems() + data.load_bank()}
     assert set(listed) | set(committed.get("excluded", {})) == every
     assert set(committed.get("train_frontier", [])) <= set(committed["train"])
+
+
+def test_committed_splits_meet_their_targets():
+    """At least 150 held-out problems with a mean calibrated rate in [0.15, 0.60], at least 50 for validation, and
+    no near-duplicate pair across the train / evaluation boundary (data/decontamination.json)."""
+    committed = data.load_splits()
+    assert len(committed["heldout"]) >= splits.HELDOUT_MIN and len(committed["validation"]) >= splits.VALIDATION_MIN
+    low, high = splits.HELDOUT_RATE
+    assert low <= committed["mean_rate"]["heldout"] <= high
+    rates = splits.load_rates(REPO / committed["calibration"]["file"], committed["calibration"]["prompt_format"])
+    assert all(i in rates for i in committed["heldout"] + committed["validation"])
+    report = json.loads((REPO / "data" / "decontamination.json").read_text())
+    assert report["crossing_at_or_above_threshold"] == []
+    side = {i: name for name in splits.SPLIT_NAMES for i in committed[name]}
+    for group in report["groups"]:
+        assert len({side[i] for i in group if i in side}) <= 1, group
 
 
 def test_pipeline_problems_and_split_lookup():
