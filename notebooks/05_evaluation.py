@@ -20,7 +20,7 @@
 # **In this notebook you will**
 # 1. understand pass@k and its unbiased estimator;
 # 2. check the harness itself before trusting any score;
-# 3. run the `evaluate` stage on HumanEval and the held-out seed problems;
+# 3. run the `evaluate` stage on HumanEval and the calibrated held-out problems;
 # 4. read the before/after report and the per-problem wins and losses.
 #
 # | | |
@@ -110,8 +110,10 @@ print("\n".join(humaneval[0]["tests"][:3]))
 # ## The `evaluate` stage
 #
 # It evaluates the student **before** training and, when `adapter/` exists, **after** (the LoRA adapter
-# merged into the base model), on HumanEval (`eval.humaneval_limit` problems) and the held-out seed
-# problems. Finished evaluations are reused when model, adapter, decoding and problems match. Answers
+# merged into the base model), on HumanEval (`eval.humaneval_limit` problems) and a fixed sample of the
+# calibrated held-out problems (`heldout` in `data/splits.json`: bank problems the base student solves
+# sometimes, `eval.heldout_limit` of them; `heldout_hard`, the older and harder set, can be added to
+# `eval.datasets`). Finished evaluations are reused when model, adapter, decoding and problems match. Answers
 # without usable code count as failures and are reported (`empty`), never dropped. The earlier stages run
 # first if needed.
 
@@ -238,8 +240,9 @@ check_pass_at_k(pass_at_k_reference)
 # - pass@k is estimated from $n \ge k$ samples with $1 - \binom{n-c}{k}/\binom{n}{k}$ (Codex); greedy pass@1 is
 #   the share of problems solved. Always name the decoding next to the figure.
 # - Check the harness before trusting it: references must pass 100 %, broken answers 0 %.
-# - Evaluate on problems training never saw (HumanEval and the held-out seed problems: 127 in all, a subset on
-#   the small profiles), count empty generations, and read per-problem wins and losses, not only the average.
+# - Evaluate on problems training never saw and that are not near anything trained on (HumanEval and the
+#   calibrated held-out set of `data/splits.json`, a sample on the small profiles), count empty generations, and
+#   read per-problem wins and losses, not only the average.
 #
 # ## Questions
 # 1. Why is $c/n$ not a good estimate of pass@k for $k > 1$?

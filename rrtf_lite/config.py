@@ -76,6 +76,9 @@ class BackendConfig:
 class DataConfig:
     seed_split: str = "train"  # problems that enter the pipeline: train | heldout | all (seed set) | train_frontier
     max_problems: int | None = 12  # cap (None: all)
+    # train problems the student solves sometimes (data/splits.json train_frontier), added to the run's problems
+    # as they are: where its answers spread over the four levels and the teacher's tie-break fires
+    frontier_problems: int = 0
     hub_dataset: str | None = None  # e.g. "sahil2801/CodeAlpaca-20k" when a hub is reachable
 
 
@@ -234,7 +237,8 @@ PROFILES: dict[str, dict[str, object]] = {
     },
     # The 135M student cannot rewrite a task (its replies are code, which the eliminator drops: notebook 01 shows
     # it live); the demo replays recorded evolutions instead. `--set evol.evolver.kind=hf` watches the 135M try.
-    "cpu": {"evol.evolver.kind": "recorded"},
+    # 12 seed problems and their recorded evolutions, plus 12 from the student's frontier (data/splits.json)
+    "cpu": {"evol.evolver.kind": "recorded", "data.frontier_problems": 12},
     # ``rrtf-lite ablate`` on a 2-core CPU in about 70 minutes; the measured times per phase and arm are in
     # benchmarks/results/ablation_timing.md ("The cpu-ablation profile as measured").
     "cpu-ablation": {

@@ -492,7 +492,15 @@ def _stats(attempts: list[dict], final: dict[tuple, str], extra: dict) -> dict:
 
 
 def _summary(stats: dict, run_dir: Path, skipped: bool) -> dict:
-    keys = ("seed_problems", "attempted", "kept", "dropped", "total_problems", "offline_inherited_tests")
+    keys = (
+        "seed_problems",
+        "frontier_problems",
+        "attempted",
+        "kept",
+        "dropped",
+        "total_problems",
+        "offline_inherited_tests",
+    )
     return {
         "problems": str(run_dir / "problems.jsonl"),
         "stats": str(run_dir / "evol_stats.json"),
@@ -630,13 +638,21 @@ def evolve(config: RunConfig, run_dir: Path, force: bool = False) -> dict:
         for a in attempts
         if a["status"] == "kept" and (a["parent_id"], a["round"], a["method"]) not in final
     ]
-    write_jsonl(problems_path, seeds + evolved, kind="problem")
+    taken = {p["id"] for p in seeds}
+    frontier = (
+        [p for p in pipeline_problems("train_frontier") if p["id"] not in taken]
+        if config.data.frontier_problems
+        else []
+    )
+    frontier = frontier[: config.data.frontier_problems]
+    write_jsonl(problems_path, seeds + evolved + frontier, kind="problem")
     extra = {
         "evolver": next((a["evolver"] for a in attempts), None),
         "test_writer": evolution.test_writer_name(),
         "offline_inherited_tests": evolution.offline and evolution.recorded is None,
         "seed_problems": len(seeds),
-        "total_problems": len(seeds) + len(evolved),
+        "frontier_problems": len(frontier),
+        "total_problems": len(seeds) + len(evolved) + len(frontier),
     }
     stats = _stats(attempts, final, extra)
     write_json(stats_path, stats)

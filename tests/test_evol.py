@@ -222,9 +222,9 @@ def test_llm_path_teacher_tests_validated_in_the_sandbox(tmp_path, monkeypatch, 
 
     def teacher_reply(prompt):
         name = re.search(r"the function `(\w+)`", prompt).group(1)
-        factor = 2 if name == "double_it" else 3
-        solution = f"def {name}(x):\n    if x < 0:\n        raise ValueError(x)\n    return {factor} * x"
-        tests = [f"assert {name}(0) == 0", f"assert {name}(1) == 2", f"assert {name}(5) == 10"]
+        factor = 2 if name == "double_it" else 3  # plus 7: plain doubling is a held-out bank problem
+        solution = f"def {name}(x):\n    if x < 0:\n        raise ValueError(x)\n    return {factor} * x + 7"
+        tests = [f"assert {name}(0) == 7", f"assert {name}(1) == 9", f"assert {name}(5) == 17"]
         return f"```python\n{solution}\n```\n```python\n" + "\n".join(tests) + "\n```"
 
     evolver, teacher = Scripted("evolver-llm", evolver_reply), Scripted("teacher-llm", teacher_reply)
@@ -326,11 +326,23 @@ def test_recorded_evolver_replays_real_evolutions_with_their_own_tests(tmp_path)
     assert stats["evolver"] == "recorded"
 
 
+def test_frontier_problems_join_the_run_as_they_are(tmp_path):
+    from rrtf_lite.data import load_splits
+
+    config = _config(tmp_path, **{"data.max_problems": 2, "evol.rounds": 0, "data.frontier_problems": 3})
+    summary = evolve(config, tmp_path)
+    problems = read_jsonl(tmp_path / "problems.jsonl", kind="problem")
+    frontier = [p for p in problems if p["id"] in set(load_splits()["train_frontier"])]
+    assert summary["frontier_problems"] == 3 and len(frontier) == 3 and len(problems) == 5
+    assert all(p["source"] == "bank" for p in frontier)
+
+
 def test_recorded_evolutions_are_valid_and_their_parents_train_seeds():
     from rrtf_lite.data import load_recorded_evolutions, split_of
 
-    recorded = load_recorded_evolutions()
-    assert len(recorded) >= 150
+    assert len(load_recorded_evolutions(include_excluded=True)) >= 150
+    recorded = load_recorded_evolutions()  # without those near something evaluated (data/splits.json)
+    assert len(recorded) >= 120
     assert all(split_of(r["parent_id"]) == "train" and len(r["tests"]) >= 5 for r in recorded)
     assert set(EVOL_TEMPLATES) == {r["evol_method"] for r in recorded}
 
