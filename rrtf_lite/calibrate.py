@@ -117,12 +117,10 @@ def load_problem_sets(names: list[str] | tuple[str, ...], limit: int | None = No
     random sample and a longer run extends a shorter one."""
     from rrtf_lite import data
 
-    def heldout_hard() -> list[dict]:  # the hash rule's held-out problems and what data/splits.json adds to them
+    def heldout_hard() -> list[dict]:  # the seed problems the hash rule holds out, and what data/splits.json adds
         listed = {p["id"] for p in data.load_problems("heldout_hard")}
-        return [
-            p
-            for p in data.load_seed_problems() + data.load_bank()
-            if p["id"] in listed or data.held_out_by_rule(p["id"])
+        return [p for p in data.load_seed_problems() if data.held_out_by_rule(p["id"])] + [
+            p for p in data.load_bank() if p["id"] in listed
         ]
 
     loaders = {
@@ -228,7 +226,8 @@ def calibrate(
                     f"{writer.path}:{lineno}: field 'problem_sha': problem {record['id']!r} changed since it was "
                     "calibrated (prompt or tests); calibrate into another file (--out) or move this one away"
                 )
-        bar = tqdm(total=total, initial=len(writer), desc="calibrate", unit="problem", mininterval=2.0)
+        done = sum(writer.done((p["id"], fmt)) for fmt, ps in plans for p in ps)
+        bar = tqdm(total=total, initial=done, desc="calibrate", unit="problem", mininterval=2.0)
         generator = None
         for fmt, fmt_problems in plans:
             for i in range(0, len(fmt_problems), group_size):

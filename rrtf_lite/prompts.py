@@ -10,8 +10,9 @@ SYSTEM_HINT = "Answer with a single Python code block that defines the requested
 
 # "humaneval": a problem that has a HumanEval-style ``prompt`` (signature + docstring with examples) is shown
 # that prompt to complete; the others their instruction. "instruction": always the prose instruction and the
-# signature. Every stage uses PROMPT_FORMAT: "humaneval", the format in which the bundled student solved more in
-# the paired comparison of data/calibration/smollm2-135m-instruct.md (a difference within its interval there).
+# signature. Every stage uses PROMPT_FORMAT: "humaneval". In the paired comparison of
+# data/calibration/smollm2-135m-instruct.md the bundled student's rates in the two formats differ by less than
+# the interval around the difference, so the format of HumanEval, where the course evaluates, is the one kept.
 PROMPT_FORMATS = ("humaneval", "instruction")
 PROMPT_FORMAT = "humaneval"
 
