@@ -9,6 +9,9 @@ block that defines it *and compiles*, which is exactly the block ``extract_code`
 off comes after it. A block that does not compile lets generation go on, as before. Without an entry point the
 rule is the first closed python block that compiles and defines any function; here the extractor could have
 preferred a longer later block, so callers that know the entry point should pass it.
+
+vLLM can only stop at strings: ``FENCE_STOP`` ends a reply at its first closed fenced block, whatever it defines
+(``first_closed_block_cut`` is that rule on text; ``backends.VLLMGenerator`` says how often it changes the code).
 """
 
 from __future__ import annotations
@@ -38,6 +41,21 @@ def answer_complete(text: str, entry_point: str | None = None) -> bool:
     return any(
         defines(code, entry_point) and parse(code) is not None and not missing_names(code) - provided for code in blocks
     )
+
+
+FENCE_STOP = "\n```\n"  # a fence line after code: the end of the first closed block, as vLLM's stop string
+
+
+def first_closed_block_cut(text: str, stop: str = FENCE_STOP) -> str:
+    """``text`` as vLLM returns it with ``stop=[FENCE_STOP]`` and ``include_stop_str_in_output=True``: up to and
+    including the first fence line that follows a line (the end of the first closed block), unchanged without one.
+
+    A string stop cannot run ``answer_complete``: it ends at the first closed block even when that block does
+    not define the function (a bare opening fence after prose matches too). vLLM checks stop strings only in
+    the generated text, so a reply that opens with a fence is not cut there.
+    """
+    end = text.find(stop)
+    return text if end < 0 else text[: end + len(stop)]
 
 
 class AnswerStop(StoppingCriteria):

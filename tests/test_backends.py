@@ -172,6 +172,60 @@ def test_vllm_missing_is_a_clear_error():
         VLLMGenerator("tiny-random")
 
 
+class FakeLLM:
+    """Stands in for ``vllm.LLM``: records the sampling params, answers each prompt with ``text``."""
+
+    def __init__(self, text: str):
+        self.text, self.params = text, None
+
+    def chat(self, conversations, sampling_params, use_tqdm=False):
+        from types import SimpleNamespace as NS
+
+        self.params = sampling_params
+        out = NS(text=self.text, token_ids=[1, 2, 3], finish_reason="stop")
+        return [NS(outputs=[out] * p.n) for p in sampling_params]
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """A ``vllm`` module with a ``SamplingParams`` that keeps its keywords, and a generator built around FakeLLM."""
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    module = ModuleType("vllm")
+    module.SamplingParams = lambda **kwargs: SimpleNamespace(**kwargs)
+    monkeypatch.setitem(sys.modules, "vllm", module)
+
+    def make(text: str) -> VLLMGenerator:
+        generator = object.__new__(VLLMGenerator)  # no engine: generate only talks to .llm
+        generator.name, generator.llm = "fake", FakeLLM(text)
+        return generator
+
+    return make
+
+
+def test_vllm_generator_stops_at_the_first_closed_block_only_when_asked(fake_vllm):
+    from rrtf_lite.backends import answer_stop_kwargs
+    from rrtf_lite.stopping import FENCE_STOP
+
+    generator = fake_vllm("```python\ndef add(a, b):\n    return a + b\n```\n")
+    assert answer_stop_kwargs(generator, [PROBLEM]) == {"entry_points": ["add"]}
+    out = generator.generate(["p1", "p2"], n=2, entry_points=["add", None])
+    assert [len(row) for row in out] == [2, 2] and out[0][0].text.endswith("```\n")
+    params = generator.llm.params
+    assert [p.stop for p in params] == [[FENCE_STOP]] * 2 and all(p.include_stop_str_in_output for p in params)
+    assert [p.seed for p in params] == [0, 1]
+    generator.generate(["p1"])  # without entry points: no stop, as before
+    assert generator.llm.params[0].stop is None and not generator.llm.params[0].include_stop_str_in_output
+
+
+def test_vllm_generator_cuts_the_callers_own_stops_when_the_fence_stays(fake_vllm):
+    generator = fake_vllm("```python\ndef add(a, b):\n    return a + b\n# END\n```\n")
+    out = generator.generate(["p"], stop=["# END"], entry_points=[None])
+    assert generator.llm.params[0].stop[0] == "# END" and len(generator.llm.params[0].stop) == 2
+    assert out[0][0].text == "```python\ndef add(a, b):\n    return a + b\n" and out[0][0].finish_reason == "stop"
+
+
 def test_make_generator(no_openai_env, tiny):
     assert isinstance(make_generator(BackendConfig(kind="reference"), "tiny-random", [PROBLEM]), ReferenceTeacher)
     hf = make_generator(BackendConfig(kind="hf"), "tiny-random", batch_size=2)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rrtf_lite.programs import extract_code
-from rrtf_lite.stopping import AnswerStop, answer_complete, closed_python_blocks
+from rrtf_lite.stopping import FENCE_STOP, AnswerStop, answer_complete, closed_python_blocks, first_closed_block_cut
 
 REPLY = "Here is the function:\n\n```python\ndef add(a, b):\n    return a + b\n```\n\nThis function adds a and b."
 HELPER_FIRST = (
@@ -140,3 +140,26 @@ def test_no_stop_while_the_defining_block_needs_a_helper_from_a_later_block():
     assert "def helper" in extract_code(full, "f")
     typed = "```python\ndef f(xs: List[int]) -> int:\n    return len(xs)\n```\n"  # List comes from a preamble
     assert answer_complete(typed, "f")
+
+
+# ---------------------------------------------------------------- vLLM's stop string
+@pytest.mark.parametrize("text", [REPLY, BROKEN_THEN_FIXED.replace("def add(a, b)\n", "def add(a, b):\n")])
+def test_fence_cut_keeps_the_closing_fence_and_the_extracted_code(text):
+    cut = first_closed_block_cut(text)
+    assert cut.endswith("\n" + FENCE_STOP.strip("\n") + "\n") and len(cut) < len(text)
+    assert extract_code(cut, "add") == extract_code(text, "add")
+
+
+def test_fence_cut_leaves_replies_without_a_closed_block_alone():
+    for text in ("```python\ndef add(a, b):\n    return a + b\n", "def add(a, b):\n    return a + b\n", ""):
+        assert first_closed_block_cut(text) == text
+    opening_first = "```\ndef f():\n    pass\n```\n"
+    assert first_closed_block_cut(opening_first) == opening_first  # a fence at the very start is not cut there
+
+
+def test_fence_cut_is_an_approximation_of_the_answer_stop():
+    """A string stop cannot tell which function a block defines: it ends at a helper block, and at a bare opening
+    fence after prose (benchmarks/bench_fence_stop.py measures how often that changes the extracted code)."""
+    assert extract_code(first_closed_block_cut(HELPER_FIRST), "add") == "def helper(x):\n    return x * 2"
+    prose_first = "Here:\n```\ndef add(a, b):\n    return a + b\n```\n"
+    assert first_closed_block_cut(prose_first) == "Here:\n```\n"
