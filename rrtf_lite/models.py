@@ -314,3 +314,52 @@ def load_trained(base_name: str, adapter_dir: str | Path, quantization: str = "n
 
         model = PeftModel.from_pretrained(base, str(adapter_dir))
     return model.merge_and_unload() if quantization == "none" else model
+
+
+# ---------------------------------------------------------------- a merged copy for other engines
+MERGE_MARKER = "rrtf_merge.json"
+MERGE_DTYPE = "bfloat16"  # what vLLM on an x86 CPU runs a float32 checkpoint in (dtype=auto downcasts)
+
+
+def adapter_digest(adapter_dir: str | Path) -> str:
+    """sha256 of the files that make a LoRA adapter (``adapter_*``: its config and weights), by name and content."""
+    from rrtf_lite.stages import digest, file_digest
+
+    files = sorted(p for p in Path(adapter_dir).glob("adapter_*") if p.is_file())
+    return digest(json.dumps({p.name: file_digest(p) for p in files}, sort_keys=True))
+
+
+def merge_adapter(student: str, adapter_dir: str | Path, out_dir: str | Path, dtype: str = MERGE_DTYPE) -> Path:
+    """The student with its LoRA adapter merged in, saved as a plain model folder (safetensors + tokenizer with its
+    chat template) that an engine without PEFT loads, e.g. ``vllm.LLM(model=out_dir)``.
+
+    The merge runs on float32 weights; the copy is stored in ``dtype``: bfloat16 by default, which vLLM on CPU
+    computes in anyway (a float32 folder would be cast on load to the same values), at half the disk. A marker
+    holds the adapter's digest: an unchanged adapter is not merged again, a retrained one is. The folder is built
+    beside ``out_dir`` and renamed into place, so a killed merge leaves no half folder.
+    """
+    from rrtf_lite.records import read_json, write_json
+
+    adapter_dir, out_dir = Path(adapter_dir), Path(out_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise UserError(f"{adapter_dir} holds no LoRA adapter (adapter_config.json): run the train stage first.")
+    wanted = {"student": student, "adapter": adapter_digest(adapter_dir), "dtype": dtype}
+    if _is_complete(out_dir) and read_json(out_dir / MERGE_MARKER) == wanted:
+        return out_dir
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / MERGE_MARKER).is_file():
+        raise UserError(f"{out_dir} exists and is not a merged model: choose an empty or new folder.")
+
+    def build(tmp: Path) -> None:
+        import torch
+
+        try:
+            model = load_trained(student, adapter_dir, quantization="none", device="cpu")
+        except ImportError as exc:
+            raise UserError(f"Merging an adapter needs peft ({exc}): pip install peft accelerate.") from exc
+        model.to(getattr(torch, dtype)).save_pretrained(tmp)
+        load_tokenizer(student).save_pretrained(tmp)
+        write_json(tmp / MERGE_MARKER, wanted)
+
+    logging.getLogger(__name__).info("merging %s into %s -> %s (%s)", adapter_dir, student, out_dir, dtype)
+    _write_atomically(out_dir, build)
+    return out_dir

@@ -128,3 +128,60 @@ def test_device_helper_on_cuda_picks_fp16_without_bf16(monkeypatch, bf16, dtype)
     info = models.pick_device()
     assert (info.device, info.dtype, info.bf16) == ("cuda", dtype, bf16)
     assert "Tesla T4, 15.0 GB" in info.describe()
+
+
+# ---------------------------------------------------------------- a merged copy for vLLM
+def _tiny_adapter(folder, seed: int = 0):
+    """A real LoRA adapter on tiny-random with non-zero weights (a zero B matrix would merge to the base)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    model, _ = models.load_model(models.TINY)
+    config = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    with models.quiet_model_libraries():
+        get_peft_model(model, config).save_pretrained(folder)
+
+
+def test_merge_adapter_writes_a_plain_bf16_model_folder(tmp_path):
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    _tiny_adapter(tmp_path / "adapter")
+    out = models.merge_adapter(models.TINY, tmp_path / "adapter", tmp_path / "merged")
+    assert out == tmp_path / "merged" and (out / "model.safetensors").is_file()
+    assert not list(out.glob("adapter_*")) and json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+    merged = AutoModelForCausalLM.from_pretrained(out)  # no peft needed to read it
+    expected = models.load_trained(models.TINY, tmp_path / "adapter", device="cpu").to(torch.bfloat16)
+    for (name, a), (_, b) in zip(merged.state_dict().items(), expected.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
+    base_q = dict(models.load_model(models.TINY)[0].named_parameters())["model.layers.0.self_attn.q_proj.weight"]
+    assert not torch.equal(merged.state_dict()["model.layers.0.self_attn.q_proj.weight"], base_q.to(torch.bfloat16))
+    assert AutoTokenizer.from_pretrained(out).chat_template  # vLLM's chat() formats prompts with it
+
+
+def test_merge_adapter_is_skipped_when_unchanged_and_redone_when_retrained(tmp_path, monkeypatch):
+    _tiny_adapter(tmp_path / "adapter")
+    out = models.merge_adapter(models.TINY, tmp_path / "adapter", tmp_path / "merged")
+    first = (out / "model.safetensors").read_bytes()
+    real = models.load_trained
+    monkeypatch.setattr(models, "load_trained", lambda *a, **k: (_ for _ in ()).throw(AssertionError("merged again")))
+    assert models.merge_adapter(models.TINY, tmp_path / "adapter", out) == out  # same adapter: skipped
+    (tmp_path / "adapter" / "train_summary.json").write_text("{}")  # not an adapter file
+    models.merge_adapter(models.TINY, tmp_path / "adapter", out)
+    monkeypatch.setattr(models, "load_trained", real)
+    _tiny_adapter(tmp_path / "adapter", seed=1)  # retrained
+    models.merge_adapter(models.TINY, tmp_path / "adapter", out)
+    assert (out / "model.safetensors").read_bytes() != first
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("merged.")]  # no build folder left behind
+
+
+def test_merge_adapter_refuses_a_folder_it_did_not_write(tmp_path):
+    _tiny_adapter(tmp_path / "adapter")
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(UserError, match="not a merged model"):
+        models.merge_adapter(models.TINY, tmp_path / "adapter", tmp_path / "precious")
+    with pytest.raises(UserError, match="no LoRA adapter"):
+        models.merge_adapter(models.TINY, tmp_path / "precious", tmp_path / "merged")
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
