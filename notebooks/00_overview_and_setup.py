@@ -28,9 +28,10 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 153 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 11 s for this notebook; the whole course, 00 to 07 in order, 16.5 min on a quiet 2-core machine (`make executed`, 2026-12-01 15:30-15:46 UTC; executed copies in `docs/executed/`) · `colab-t4`: not measured |
+# | **Time** | machine time on `cpu`, this notebook and every other: [docs/executed/README.md](../docs/executed/README.md) (measured when the executed copies were made) · learner time: [the teacher's guide](../docs/teaching.md) (an estimate) · `tiny`: `pytest tests/test_notebooks.py -k 00` prints it · `colab-t4`: not measured |
 # | **Prerequisites** | Python, a little PyTorch; no GPU needed |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3 (the approach, Fig. 1); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) for the loss it extends; QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for training on small hardware |
+# | **Words** | every term of the course (pass@k, level, tie-break, $p_i$, rank loss, splits, ...) is in the [glossary](../docs/glossary.md) |
 
 # %% [markdown]
 # ## RRTF in three steps
@@ -164,27 +165,64 @@ pd.DataFrame(rows).set_index("profile")
 # | profile | where | what to expect |
 # |---|---|---|
 # | `tiny` | CI, a quick check that everything runs | a random model: seconds per stage, meaningless scores |
-# | `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU: the whole pipeline took 9 min 31 s on a quiet 2-core machine (measured before this round's changes; 31 min 30 s after them on a shared machine, README "Measured results") |
+# | `cpu` | any laptop, **no network needed** | SmolLM2-135M-Instruct (shipped on PyPI), QLoRA on CPU: the committed measured run is read in the cell below |
 # | `colab-t4` | a free Colab T4 (16 GB, fp16 only) | Qwen2.5-Coder-0.5B-Instruct from the Hub; time not measured |
 # | `full` | several GPUs, an API teacher | Qwen2.5-Coder-1.5B, vLLM sampling, GPT-4o-mini teacher (notebook 06); time not measured |
 #
 # To choose yourself, set the environment variable before starting Jupyter (`RRTF_PROFILE=cpu jupyter lab`)
 # or overwrite `PROFILE` in the cell above and re-run it. Any single setting can be overridden:
 # `load_config(PROFILE, overrides={"sampling.k": 8})`.
+#
+# How long does the `cpu` profile take? Times depend on the machine and on what else runs on it, so they are not
+# typed here: the cell reads the committed run of `rrtf-lite run --profile cpu`
+# (`benchmarks/results/demo_cpu_summary.json`; README "Measured results" says on which machine and under what
+# load it was measured).
+
+# %%
+import json
+from pathlib import Path
+
+import rrtf_lite
+
+demo_file = Path(rrtf_lite.__file__).resolve().parent.parent / "benchmarks" / "results" / "demo_cpu_summary.json"
+if demo_file.is_file():
+    demo = json.loads(demo_file.read_text(encoding="utf-8"))
+    stage_seconds = {name: s["seconds"] for name, s in demo.items() if isinstance(s, dict) and "seconds" in s}
+    print(f"{demo_file.name}: " + ", ".join(f"{name} {sec:.0f} s" for name, sec in stage_seconds.items())
+          + f"; {sum(stage_seconds.values()) / 60:.1f} min for the stages (set-up not included)")
+    run, now = demo["evolve"], load_config("cpu").data
+    print(f"that run: {run.get('seed_problems')} seed and {run.get('frontier_problems') or 0} frontier problems; "
+          f"the cpu profile today: {now.max_problems} seed and {now.frontier_problems} frontier problems "
+          "(where they differ, the profile changed after that run and its times are the older run's)")
+else:
+    print("No committed measurements in this installation: see the README, section 'Measured results'.")
 
 # %% [markdown]
 # ## The data
 #
-# Everything starts from hand-written **seed problems**: an instruction, a function signature, a reference
-# solution and unit tests, each test *one* `assert`. `data/seed/` holds 210 of them and `data/heldout/` 90 more
-# written to be held out; a fixed hash of the id moves about 20 % of the seeds there too, so 127 problems are
-# **held out** (never evolved, sampled or trained on; notebook 05 evaluates on them) and 173 train.
+# Everything starts from hand-written problems: an instruction, a function signature, a reference solution and
+# unit tests, each test *one* `assert`. There are three sets: **seed problems** (`data/seed/`), problems written
+# to be held out (`data/heldout/`), and a **bank** written at the bundled student's level (`data/bank/`).
+# `data/splits.json` deals them into four [splits](../docs/glossary.md#splits-train-validation-heldout-heldout_hard):
+#
+# - `train`: what the pipeline may evolve, sample and train on;
+# - `heldout`: the before/after measurement of notebook 05: bank problems dealt by the untrained student's
+#   [calibrated](../docs/glossary.md#calibration-and-frontier-problems) pass rate, so that on average it solves
+#   them *sometimes* and a change can show;
+# - `validation`: drawn the same way, for choosing settings, never for the final measurement;
+# - `heldout_hard`: the older, harder held-out set, reported apart.
+#
+# Near-duplicates always land on one side of the split, and problems near HumanEval are left out
+# ([decontamination](../docs/glossary.md#decontamination)). The sizes, read from the file:
 
 # %%
-from rrtf_lite.data import load_seed_problems
+from rrtf_lite.data import load_seed_problems, load_splits
 
-train_split, heldout_split = load_seed_problems("train"), load_seed_problems("heldout")
-print(f"{len(train_split)} training and {len(heldout_split)} held-out seed problems")
+splits = load_splits()
+display(pd.Series({name: len(splits.get(name, [])) for name in ("train", "validation", "heldout", "heldout_hard")},
+                  name="problems").to_frame())
+train_split = load_seed_problems("train")
+print(f"{len(train_split)} of the train problems are seed problems; the first few:")
 pd.DataFrame(train_split)[["id", "entry_point", "difficulty", "tags", "tests"]].head()
 
 # %%
@@ -207,6 +245,12 @@ print("\n".join(problem["tests"]))
 # a GPU and without network (`"laptop"`), a free Colab notebook (`"free_colab"`) and a multi-GPU machine with
 # an API teacher (`"gpu_cluster"`). Replace `None` with a dict such as `{"ci": "...", ...}` and run the cell:
 # the check gives a hint while the answer is `None`.
+#
+# <details><summary>Stuck? A hint that does not give it away</summary>
+#
+# For each situation ask two questions: is there a GPU, and is there a network (the Hub or an API)? Only one
+# profile needs neither, and only one of them is meant to prove that the code runs rather than that it learns.
+# </details>
 
 # %% tags=["exercise"]
 from rrtf_lite.exercises import check_profile_choices
@@ -230,6 +274,15 @@ check_profile_choices(answers_reference)
 # - 🐕 Override one setting: `load_config(PROFILE, overrides={"sampling.k": 8})`, and check `config.sampling.k`.
 # - 🦁 Read `rrtf_lite/config.py` and write your own profile as a YAML file (`rrtf-lite run --config my.yaml`).
 #
+# <details><summary>Hints for the three tasks</summary>
+#
+# - 🐢 `vars(...)` turns a config section into a dict; compare the two dicts key by key.
+# - 🐕 `load_config` returns a new object each time: check the one it returned, not the `config` of the profile
+#   cell.
+# - 🦁 Each top-level key of the YAML file is a section of `RunConfig` (`model`, `data`, `sampling`, ...).
+#   `rrtf-lite config --config my.yaml` prints what it resolves to before anything runs.
+# </details>
+#
 # ## Key takeaways
 # - RRTF = sampling (student and teacher), ranking by unit tests with the teacher winning ties, then training
 #   with a gap-weighted rank loss plus SFT on the teacher. No reward model, no reference model, no sampling
@@ -238,20 +291,20 @@ check_profile_choices(answers_reference)
 # - Every stage writes one file in the run directory and skips work that is already done.
 #
 # ## Questions
-# 1. What does the "teacher feedback" in RRTF's name add to the test feedback?
-#    <details><summary>Answer</summary>At the same test outcome the teacher's answer ranks above the student's,
-#    so even a pair where both pass all tests teaches the student something (the tie-break).</details>
-# 2. Which extra models does DPO need during training that RRTF does not?
-#    <details><summary>Answer</summary>A frozen reference model; RRTF needs none (RLHF needs a reward and a
-#    value model on top).</details>
-# 3. Why does the `tiny` profile exist if its scores mean nothing?
-#    <details><summary>Answer</summary>It proves in seconds that every code path runs (CI runs all notebooks
-#    with it); it says nothing about learning.</details>
-# 4. PanGu-Coder2 reports 61.64 % and 62.20 % pass@1 for the same model. Why two figures?
-#    <details><summary>Answer</summary>Different decoding: 61.64 % is sampled (n = 200, T = 0.2, the unbiased
-#    estimator), 62.20 % is greedy. Always name the decoding next to a pass@1.</details>
-# 5. Which problems does training never see?
-#    <details><summary>Answer</summary>The 127 held-out problems (the 90 in `data/heldout/` plus the seeds whose
-#    id hash falls in the held-out 20 %); notebook 05 evaluates on them.</details>
+# Answer them without looking back first; the answers are in [the teacher's guide](../docs/teaching.md#00-overview-and-set-up).
+# Unfamiliar words: [glossary](../docs/glossary.md).
+#
+# 1. What do the letters of RRTF stand for, and which two kinds of feedback does it combine?
+# 2. What does the "teacher feedback" add to the test feedback?
+# 3. Name the three steps of RRTF and the file each one writes in the run directory.
+# 4. Which extra models does RLHF need during training? Which does DPO need? Which does RRTF need?
+# 5. Give two differences between RRTF's loss and RRHF's.
+# 6. RAFT also samples answers and keeps the best. What does RRTF learn from that RAFT throws away?
+# 7. RRTF is *offline*, RLTF is *online*. What does that mean, and what does RRTF save by it?
+# 8. Why does the `tiny` profile exist if its scores mean nothing?
+# 9. PanGu-Coder2 reports 61.64 % and 62.20 % pass@1 for the same model. Why two figures?
+# 10. Which splits does training never see, and what is each of them for?
+# 11. How do you change one setting (say $k$) without writing a new profile?
+# 12. You rerun a notebook. When does a stage skip, and when does it run again?
 #
 # **Next:** [01 · Evol-Instruct](01_evol_instruct.ipynb) grows harder problems from the seeds.

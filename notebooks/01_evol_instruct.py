@@ -15,7 +15,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/01_evol_instruct.ipynb)
 #
 # PanGu-Coder2 did not train on a fixed dataset: it *evolved* Code Alpaca's 20K instructions into harder
-# ones with **Evol-Instruct** (from WizardLM / WizardCoder): an LLM rewrites a problem to make it "a bit"
+# ones with **[Evol-Instruct](../docs/glossary.md#evol-instruct)** (from WizardLM / WizardCoder): an LLM rewrites a problem to make it "a bit"
 # harder, a filter drops failed rewrites, and the survivors join the pool.
 #
 # **In this notebook you will**
@@ -27,7 +27,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 43 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 23 s for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:30 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
+# | **Time** | machine time on `cpu`: [docs/executed/README.md](../docs/executed/README.md) (measured when the executed copy was made) · learner time: [the teacher's guide](../docs/teaching.md) (an estimate) · `tiny`: `pytest tests/test_notebooks.py -k 01` prints it · `colab-t4`: not measured |
 # | **Prerequisites** | [00 · Overview](00_overview_and_setup.ipynb); reading a prompt template |
 # | **Papers** | WizardLM ([2304.12244](https://arxiv.org/abs/2304.12244)) §3: Evol-Instruct and its elimination rules; WizardCoder ([2306.08568](https://arxiv.org/abs/2306.08568)) §3: the five code-evolution heuristics; PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.3: evolving Code Alpaca |
 
@@ -123,11 +123,12 @@ for item in live:
 # %% [markdown]
 # ## Recorded evolutions: what a strong evolver writes
 #
-# `data/evol_recorded/` holds 150 evolutions of training seed problems written ahead of time with the same
+# `data/evol_recorded/` holds evolutions of training seed problems written ahead of time with the same
 # templates (what a GPT-4-class evolver replies), each with its **own** reference solution and tests, checked in
 # the sandbox. Offline, the **recorded evolver** (`evol.evolver.kind = "recorded"`) replays them, so the rest of
-# the course trains on real evolutions; every output made with it says `recorded`. Three of them, next to their
-# parents:
+# the course trains on real evolutions; every output made with it says `recorded`. The cell counts those the
+# pipeline may use (an evolution near an evaluated problem, or of a parent no longer in the train split, is left
+# out) and shows three of them next to their parents:
 
 # %%
 from rrtf_lite.data import load_recorded_evolutions
@@ -174,6 +175,69 @@ for name, (p, reply, *how) in examples.items():
 pd.DataFrame(rows).set_index("example")
 
 # %% [markdown]
+# ### Break it: switch the eliminator off
+#
+# What would enter the training data without the eliminator? The cell below judges the replies you have seen
+# (the two live ones and the hand-made examples) plus the bundled 135M model's own rewrites recorded by
+# `rrtf-lite evolve --set evol.evolver.kind=hf` (`benchmarks/results/evolve_cpu_live/`, read from the checkout
+# when it is there). Without the eliminator the only test left is the one the pipeline cannot do without: the
+# reply must name a function (`evol.parse_evolved`), or there is nothing to test.
+#
+# **Edit** `ELIMINATOR_ON = False` and rerun the cell (a second or two: no model runs). **Look for** rows that
+# turn from dropped to kept, and read their "problem" column: a (usually wrong) solution, a reply cut off
+# mid-line, a copy of the task are now training problems. Where such a "problem" still asks for its parent's
+# function, the offline path of the next section would hand it the parent's tests, so it would be sampled,
+# ranked and trained on, with the answer sitting in the prompt.
+
+# %%
+# Break it: set ELIMINATOR_ON = False and rerun this cell.
+ELIMINATOR_ON = True
+
+import json
+import re
+from pathlib import Path
+
+import rrtf_lite
+
+
+def no_eliminator(parent, reply, method=None, finish_reason=None):
+    """No filter at all: any reply that names a function becomes a problem."""
+    parsed = evol.parse_evolved(reply or "")
+    return (parsed, None) if parsed else (None, "no_function")
+
+
+judge = evol.eliminate if ELIMINATOR_ON else no_eliminator
+to_judge = dict(examples)
+recorded_135m = Path(rrtf_lite.__file__).resolve().parent.parent / "benchmarks/results/evolve_cpu_live/evol_attempts.jsonl"
+all_seeds = {p["id"]: p for p in load_seed_problems()}
+if recorded_135m.is_file():
+    for line in recorded_135m.read_text(encoding="utf-8").splitlines():
+        attempt = json.loads(line)
+        if attempt["parent_id"] in all_seeds:  # the record keeps the drop reason, not the finish reason
+            finish = "length" if attempt["reason"] == "truncated" else "stop"
+            to_judge[f"135M, {attempt['parent_id']}"] = (all_seeds[attempt["parent_id"]], attempt["reply"],
+                                                         attempt["method"], finish)
+else:
+    print(f"({recorded_135m} is not in this installation: judging the notebook's own replies only)")
+
+rows = []
+for name, (p, reply, *how) in to_judge.items():
+    parsed, reason = judge(p, reply, *how)
+    text = parsed["instruction"] if parsed else ""
+    rows.append({
+        "reply": name,
+        "decision": "kept" if parsed else f"dropped ({reason})",
+        "parent's function": bool(parsed) and parsed["entry_point"] == p["entry_point"],
+        "holds a def": bool(re.search(r"^\s*def \w+\(", text, re.MULTILINE)),
+        "the 'problem' training would see": " ".join(text.split())[:90],
+    })
+judged = pd.DataFrame(rows).set_index("reply")
+kept = judged[judged["decision"] == "kept"]
+print(f"eliminator {'on' if ELIMINATOR_ON else 'OFF'}: {len(kept)} of {len(judged)} replies kept, "
+      f"{int(kept['holds a def'].sum())} of them with a function definition in the task text")
+judged
+
+# %% [markdown]
 # ## Tests for evolved problems
 #
 # RRTF ranks answers by running them against unit tests, but an evolved problem has none, and the paper does
@@ -214,7 +278,8 @@ print(f"{len(tests)} tests parsed; the teacher's own solution reaches level {res
 # `run_stage` runs it in the run directory (it skips when it finished before with the same seed data and
 # settings, and redoes itself when they changed) and writes
 # `problems.jsonl` (the seed problems plus the kept evolutions, with their lineage `parent_id`,
-# `evol_round`, `evol_method`; deduplicated and decontaminated against HumanEval, as in the paper),
+# `evol_round`, `evol_method`; deduplicated and [decontaminated](../docs/glossary.md#decontamination) against
+# HumanEval, as in the paper, and against the held-out and validation problems),
 # `evol_attempts.jsonl` (every attempt with its reply and decision) and `evol_stats.json`.
 
 # %%
@@ -246,6 +311,13 @@ plot_evolution(problems, title=f"problems per method and round ({PROFILE})");
 # Implement WizardLM's elimination rule 2 yourself: `is_refusal(text)` is True when the reply contains
 # "sorry" (in any case) **and** has fewer than 80 words. Replace `None` with your function
 # (`def is_refusal(text): ...`, then `check_refusal_rule(is_refusal)`); while it is `None` the check prints a hint.
+#
+# <details><summary>Stuck? A hint that does not give it away</summary>
+#
+# Two conditions must both hold. For the first, think about "Sorry", "SORRY" and "sorry" alike; for the second,
+# decide what a "word" is (the eliminator counts what `str.split()` returns). Test your function on an empty
+# string and on a long, polite reply that happens to contain the word.
+# </details>
 
 # %% tags=["exercise"]
 from rrtf_lite.exercises import check_refusal_rule
@@ -274,7 +346,17 @@ check_refusal_rule(is_refusal_reference)
 # - 🐕 Set `evol.rounds=2` (`load_config(PROFILE, overrides={"evol.rounds": 2, "run_dir": "runs/nb-2rounds"})`)
 #   and compare `evol_stats.json` with this run's: which drop reasons grow?
 # - 🦁 Write a sixth elimination rule (for example "the rewrite names a different function than its parent")
-#   as a function over (parent, child) and count how many of the 150 recorded evolutions it would drop.
+#   as a function over (parent, child) and count how many of the recorded evolutions it would drop.
+#
+# <details><summary>Hints for the three tasks</summary>
+#
+# - 🐢 The prompts are rendered when the live cell builds `prompts`: after editing the template, rerun that cell,
+#   the generation cell and the eliminator table, in that order.
+# - 🐕 Before you wait for it, look at which evolver your profile uses (`config.evol.evolver.kind`) and read
+#   `_recorded_plan` in `rrtf_lite/evol.py`: what does the recorded evolver do in a second round?
+# - 🦁 `load_recorded_evolutions()` gives each evolution with its `parent_id`; `load_seed_problems()` gives the
+#   parents. `evol.parse_evolved` or the record's own `entry_point` tells you which function a child asks for.
+# </details>
 #
 # ## Key takeaways
 # - Evol-Instruct grows harder problems by asking an LLM to rewrite a seed "a bit" harder with one of
@@ -282,21 +364,25 @@ check_refusal_rule(is_refusal_reference)
 # - A rewrite is kept only if it is still a problem statement (no code, no `def`, not cut off, names a
 #   function, not a copy); every drop reason is counted.
 # - Evolved problems need tests: with an LLM teacher the teacher writes them and they must pass its own
-#   solution in the sandbox; offline the 150 recorded evolutions bring their own validated tests.
+#   solution in the sandbox; offline the recorded evolutions bring their own validated tests.
 #
 # ## Questions
-# 1. Why does the eliminator drop a rewrite that contains a `def` of the function?
-#    <details><summary>Answer</summary>It is an answer, not a problem: training on it would leak the solution
-#    into the prompt.</details>
-# 2. Which of WizardCoder's heuristics deliberately adds code to the problem, and why is that allowed?
-#    <details><summary>Answer</summary>"Provide erroneous code as a reference to increase misdirection": the one
-#    misleading snippet of `erroneous_code` is the only code block the eliminator accepts.</details>
-# 3. The paper does not say where tests for evolved problems come from. What does this project do?
-#    <details><summary>Answer</summary>An LLM teacher writes a solution and asserts, kept only if they pass in
-#    the sandbox; the recorded evolver replays 150 evolutions with their own validated tests; the live bundled
-#    model's rewrites inherit the parent's tests only if they still ask for the parent's function.</details>
-# 4. Why are held-out problems never evolved?
-#    <details><summary>Answer</summary>An evolved child of a held-out problem would put its content into the
-#    training data, and the held-out score would no longer measure generalisation.</details>
+# Answers: [the teacher's guide](../docs/teaching.md#01-evol-instruct). Words: [glossary](../docs/glossary.md).
+#
+# 1. What does Evol-Instruct do to a problem, and why did PanGu-Coder2 evolve Code Alpaca instead of training on
+#    it as it was?
+# 2. Name three of WizardCoder's five heuristics. Which one is picked less often, and why?
+# 3. Which heuristic deliberately puts code into the problem, and how does the eliminator treat that code?
+# 4. State WizardLM's four elimination rules in your own words.
+# 5. Why does this project's eliminator drop a reply that defines the function?
+# 6. In the "break it" cell with the eliminator off, which kinds of reply got in, and what would happen to them
+#    next on the offline path?
+# 7. Why is a reply that hit the token limit dropped, even when what is there reads like a good task?
+# 8. The paper does not say where the tests of evolved problems came from. What does this project do with an LLM
+#    teacher, with the recorded evolver, and with a live offline evolver?
+# 9. Why is a whole problem dropped when the teacher's own solution fails one of its own tests?
+# 10. Why does the `cpu` profile replay recorded evolutions instead of letting the bundled model evolve?
+# 11. Why are evolutions close to a held-out or validation problem dropped, and why are held-out problems never
+#     evolved?
 #
 # **Next:** [02 · Sampling](02_sampling.ipynb) collects student and teacher answers to these problems.

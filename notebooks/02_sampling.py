@@ -14,7 +14,8 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/rrtf-lite/rrtf-lite/blob/main/notebooks/02_sampling.ipynb)
 #
 # RRTF learns from *comparisons*, so every problem needs several answers: **k** sampled from the student
-# (the model we are training) and one or more from a **teacher**. This notebook produces them.
+# (the model we are training) and one or more from a **teacher**. This notebook produces them. (Terms such as
+# *temperature*, *top-p* or *pass@k*: [glossary](../docs/glossary.md).)
 #
 # **In this notebook you will**
 # 1. see how temperature and top-p shape the next-token distribution, and why RRTF samples at $T > 0$;
@@ -24,7 +25,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 4.5 min for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:34 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
+# | **Time** | machine time on `cpu` (the `sample` stage is most of it): [docs/executed/README.md](../docs/executed/README.md) (measured when the executed copy was made) · learner time: [the teacher's guide](../docs/teaching.md) (an estimate) · `tiny`: `pytest tests/test_notebooks.py -k 02` prints it · `colab-t4`: not measured |
 # | **Prerequisites** | [01 · Evol-Instruct](01_evol_instruct.ipynb); softmax |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 1 (sampling student and teacher "by various temperatures") and §3.5 (only code is trained on) |
 
@@ -151,6 +152,59 @@ print(extract_code(reply, "add"))
 print(extract_code("I am not sure how to do that.", "add"))
 
 # %% [markdown]
+# ### Break it: temperature and top-p on one prompt
+#
+# How far can you turn the knobs before the student stops writing code? The cell below asks for a few answers to
+# the same prompt at the setting you choose and counts the **usable** ones (`extract_code` finds a function in
+# them) and those that also **compile**. Every setting you try stays in the table, next to the two settings of
+# the live cell above (greedy, and the profile's $T$ and top-p), so you can compare them.
+#
+# **Edit** `TEMPERATURE` and `TOP_P` and rerun: try a high temperature with top-p off (1.0), the same temperature
+# with a tight top-p (0.5), and a low temperature. Each run generates `N` answers (the cell prints how long it
+# took). **Look for** where the share of usable code collapses, how many answers are distinct, and how top-p
+# rescues a high temperature by cutting the tail of unlikely tokens. RRTF wants the middle: answers that differ
+# from each other but are still code, so the tests have something to rank.
+
+# %%
+# Break it: edit TEMPERATURE and TOP_P, rerun, and compare the rows.
+TEMPERATURE, TOP_P = 1.5, 1.0
+N = 3  # answers per setting: keep it small, each one is a full generation
+
+import time
+
+from rrtf_lite.programs import parse
+
+
+def code_share(texts, entry_point):
+    """(usable, compiles, distinct) counts of a list of replies."""
+    codes = [extract_code(text, entry_point) for text in texts]
+    usable = [code for code in codes if code is not None]
+    return len(usable), sum(parse(code) is not None for code in usable), len(set(texts))
+
+
+trials = globals().setdefault("sampling_trials", {})  # survives reruns of this cell
+for temperature, texts in live.items():  # the live cell's answers (top-p 1.0 when greedy)
+    top_p = 1.0 if temperature == 0 else config.sampling.top_p
+    trials.setdefault((temperature, top_p), (texts, None))
+start = time.perf_counter()
+replies = student.generate([prompt], n=N, temperature=TEMPERATURE, top_p=TOP_P,
+                           max_new_tokens=config.sampling.max_new_tokens, seed=config.seed,
+                           entry_points=[problem["entry_point"]])[0]
+trials[(TEMPERATURE, TOP_P)] = ([r.text for r in replies], time.perf_counter() - start)
+print(f"T={TEMPERATURE}, top-p={TOP_P}: {N} answers in {trials[(TEMPERATURE, TOP_P)][1]:.1f} s")
+
+table = []
+for (temperature, top_p), (texts, _) in sorted(trials.items()):
+    usable, compiles, distinct = code_share(texts, problem["entry_point"])
+    table.append({"temperature": temperature, "top-p": top_p, "answers": len(texts), "distinct": distinct,
+                  "usable code": f"{usable}/{len(texts)}", "compiles": f"{compiles}/{len(texts)}"})
+pd.DataFrame(table).set_index(["temperature", "top-p"])
+
+# %%
+# One of the answers at your setting: what does the model write when the code is not usable?
+print(trials[(TEMPERATURE, TOP_P)][0][0][:600])
+
+# %% [markdown]
 # ## The teacher
 #
 # The paper samples from stronger "teacher" models but does not say which. The profile's teacher is
@@ -204,6 +258,13 @@ side_by_side(samples[0]["problem_id"])
 # Write `temperature_softmax(logits, temperature)`: the probabilities $P_T(i)$ from the formula above.
 # Subtract the largest scaled logit before `exp` so large logits cannot overflow. Replace `None` with your
 # function; while it is `None` the check prints a hint.
+#
+# <details><summary>Stuck? A hint that does not give it away</summary>
+#
+# Write it in three lines: scale, exponentiate, normalise. Then check it on paper with two equal logits (the
+# answer must not depend on $T$) and with `[1000.0, 0.0]` at $T = 1$ (a plain `exp(1000)` overflows: why does
+# subtracting the same number from every scaled logit not change the result?).
+# </details>
 
 # %% tags=["exercise"]
 from rrtf_lite.exercises import check_temperature_softmax
@@ -238,6 +299,16 @@ check_temperature_softmax(softmax_at_temperature_reference)
 # - 🦁 Write a reply that `rrtf_lite.programs` cannot turn into a program (for example code cut off mid-line)
 #   and check what `extract_code` returns for it.
 #
+# <details><summary>Hints for the three tasks</summary>
+#
+# - 🐢 The "break it" cell above already counts usable code per setting: set `TEMPERATURE` to 0.2, then 1.2,
+#   with `TOP_P = config.sampling.top_p`.
+# - 🐕 Each stage compares its settings with the ones it ran with: a fresh run directory (`"run_dir": ...` in the
+#   overrides) keeps this run intact. `rank_stats.json` has the levels per source.
+# - 🦁 Try at least three shapes: a fence that never closes, a `def` line cut in the middle, and prose with no
+#   fence at all. Then pass the result through `rrtf_lite.programs.clean` and compare.
+# </details>
+#
 # ## Key takeaways
 # - RRTF compares answers, so it needs several per problem: $k$ from the student at $T > 0$ and one or more
 #   from the teacher.
@@ -246,17 +317,20 @@ check_temperature_softmax(softmax_at_temperature_reference)
 #   that is run, scored and trained on; a reply with no usable code is recorded as such.
 #
 # ## Questions
-# 1. Why would greedy decoding ($T = 0$) be a poor choice for the student's $k$ samples?
-#    <details><summary>Answer</summary>All $k$ samples would be the same text, so there would be nothing to rank
-#    between them and the pairs would repeat one comparison.</details>
-# 2. What happens to $P_T$ as $T \to \infty$, and as $T \to 0$?
-#    <details><summary>Answer</summary>It tends to the uniform distribution, and to a one-hot on the largest
-#    logit (greedy).</details>
-# 3. Why subtract the largest logit before `exp`?
-#    <details><summary>Answer</summary>`exp` of a large number overflows; subtracting a constant from every logit
-#    does not change the softmax.</details>
-# 4. A student reply has no code block at all. Is it thrown away?
-#    <details><summary>Answer</summary>No: it scores 0 ("no usable code") and still enters pairs as the rejected
-#    answer, with its raw text, because pushing it below the teacher's code is what the student should learn.</details>
+# Answers: [the teacher's guide](../docs/teaching.md#02-sampling). Words: [glossary](../docs/glossary.md).
+#
+# 1. Why does RRTF need several answers per problem, and from whom?
+# 2. Why would greedy decoding ($T = 0$) be a poor choice for the student's $k$ samples?
+# 3. What happens to $P_T$ as $T \to \infty$, and as $T \to 0$?
+# 4. What does top-p do that the temperature alone does not?
+# 5. Why subtract the largest logit before `exp`, and why is the result unchanged?
+# 6. In the "break it" cell, what happened to the share of usable code at a high temperature with top-p off, and
+#    what changed when you tightened top-p at the same temperature?
+# 7. Which setting would you pick for the student's samples after the "break it" cell, and why not the one with
+#    the most usable code?
+# 8. What does `extract_code` return for a reply without usable code, and is such a sample thrown away?
+# 9. The paper trains only on the code extracted from a response. Why not on the whole reply?
+# 10. Who is the teacher when there is no network, and what does a teacher that always passes mean for the pairs?
+# 11. Why does the `sample` stage write each response to disk as soon as it exists?
 #
 # **Next:** [03 · Ranking](03_ranking.ipynb) runs every response against its tests.

@@ -306,19 +306,19 @@ check_pair_rule(pair_rule_reference)
 # - Each side of a pair trains on exactly the program that was scored (`rrtf_lite.programs` is its one home).
 #
 # ## Questions
-# 1. Why is a pair whose teacher scores below its student dropped instead of swapped?
-#    <details><summary>Answer</summary>RRTF's SFT term imitates the teacher side; swapping would make it imitate
-#    a student answer and blur "learn from the teacher". The paper filters such data.</details>
-# 2. What would `tie_gap = 0` change for two all-pass answers?
-#    <details><summary>Answer</summary>The pair is kept but its gap, and so its rank loss, is 0: only the SFT
-#    term learns from it.</details>
-# 3. Why is the large-gap pair worth 16 tie pairs in the loss?
-#    <details><summary>Answer</summary>The hinge is multiplied by $r_{tea} - r_{stu}$: 4.0 against 0.25.</details>
-# 4. Why must model code never run in the notebook's own process?
-#    <details><summary>Answer</summary>It is untrusted: it could delete files, hang, or fake a pass (a lying
-#    `__eq__`, `sys.exit(0)`); the sandbox runs it in a limited child process and compares values itself.</details>
-# 5. In listwise mode, why is the tie bonus capped at half the distance to the next better response?
-#    <details><summary>Answer</summary>So that a tie-break never lifts the teacher above a response that truly
-#    scored better.</details>
+# Answers: [the teacher's guide](../docs/teaching.md#03-ranking). Words: [glossary](../docs/glossary.md).
+#
+# 1. Put the four outcome levels in order and say what decides each one.
+# 2. A program runs every test without an error and passes none. Which level is it, and why not a runtime error?
+# 3. Why do tests such as `assert True` not count towards the level or the pass fraction?
+# 4. Why must model code never run in the notebook's own process, and why does the parent compare the values?
+# 5. The paper publishes only the order of the outcomes. Would scores 0, 1, 2, 3 work as well as ours? What would
+#    change?
+# 6. What would `tie_gap = 0` change for two all-pass answers?
+# 7. Why is a pair whose teacher scores below its student dropped instead of swapped?
+# 8. Why is the large-gap pair worth 16 tie pairs in the loss?
+# 9. A student reply has no code at all. What becomes of it in the pairs, and what of a teacher reply without code?
+# 10. Why are a teacher and a student answer with the same program not a pair?
+# 11. In listwise mode, why is the tie bonus capped at half the distance to the next better response?
 #
 # **Next:** [04 · Training](04_training.ipynb) turns the pairs into a loss.

