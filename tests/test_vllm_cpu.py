@@ -58,3 +58,39 @@ def test_seeded_sampling_of_many_prompts(tmp_path):
     run([str(VLLM_PYTHON), str(BENCH), "vllm", f"--prompts-from={source}", f"--out={out}"])
     texts = json.loads(out.read_text())["texts"]
     assert len(texts) == 64 and all(len(row) == 2 and all(t.strip() for t in row) for row in texts)
+
+
+STOP_SCRIPT = """
+import json, sys
+from rrtf_lite.backends import VLLMGenerator
+from rrtf_lite.data import load_problems
+from rrtf_lite.prompts import build_prompt
+
+ids = sys.argv[1].split(",")
+problems = [p for p in load_problems("all") if p["id"] in ids]
+generator = VLLMGenerator("smollm2-135m-instruct", max_model_len=2048)
+prompts = [build_prompt(p) for p in problems]
+stopped = generator.generate(prompts, max_new_tokens=256, entry_points=[p["entry_point"] for p in problems])
+full = generator.generate(prompts, max_new_tokens=256)
+with open(sys.argv[2], "w") as fh:
+    json.dump({"stopped": [r[0].text for r in stopped], "full": [r[0].text for r in full]}, fh)
+"""
+
+
+def test_the_fence_stop_ends_answers_in_the_engine(tmp_path):
+    """Train problems whose greedy replies go on with prose after the code (benchmarks/results/fence_stop.json):
+    with entry points the engine stops at the first closed block, keeps the fence, and extracts the same code."""
+    from rrtf_lite.data import load_problems
+    from rrtf_lite.programs import code_from_text
+    from rrtf_lite.stopping import FENCE_STOP, first_closed_block_cut
+
+    ids = ["bank/h073", "seed/b078", "bank/s054", "bank/d013"]
+    run([str(VLLM_PYTHON), "-c", STOP_SCRIPT, ",".join(ids), str(tmp_path / "texts.json")])
+    out = json.loads((tmp_path / "texts.json").read_text())
+    problems = sorted((p for p in load_problems("all") if p["id"] in ids), key=lambda p: p["id"])
+    cut = 0
+    for problem, stopped, full in zip(problems, out["stopped"], out["full"], strict=True):
+        assert first_closed_block_cut(stopped) == stopped  # nothing after the first closed block
+        assert code_from_text(problem, stopped) == code_from_text(problem, full)
+        cut += stopped.endswith(FENCE_STOP) and len(stopped) < len(full)
+    assert cut >= 3, out
